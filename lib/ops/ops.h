@@ -193,4 +193,13 @@ gtl_status gtl__op_triplet_hard(gtl__tape *tape, gtl__tensor *feat, const int64_
 gtl_status gtl__op_center_loss(gtl__tape *tape, gtl__tensor *feat, gtl__tensor *centers,
                                const int64_t *labels, gtl__tensor **out);
 
+/* ==== op_moe.c: sparsely gated adapters (the GTL disturbance estimator) ==== */
+
+/* u (N, M) = sum_k gate[n, k] * (A[k] @ x[n] + a[k]) over the k with
+ * gate[n, k] != 0 only; x (N, F), gate (N, d) (typically a sparsemax output,
+ * mostly exact zeros), A (d, M, F), a (d, M) or NULL. Adapters with a zero
+ * gate are skipped in forward and backward: exact, not an approximation. */
+gtl_status gtl__op_gated_adapters(gtl__tape *tape, gtl__tensor *x, gtl__tensor *gate,
+                                  gtl__tensor *weight, gtl__tensor *bias, gtl__tensor **out);
+
 #endif /* GTL__OPS_H */
