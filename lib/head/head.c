@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gtl/head.h"
+#include "head/head.h"
 
 void gtl__head_config_default(gtl__head_config *cfg)
 {
