@@ -25,5 +25,8 @@
 #include "gtl/status.h"
 #include "gtl/runtime.h"
 #include "gtl/dataset.h"
+#include "gtl/model.h"
+#include "gtl/optim.h"
+#include "gtl/train.h"
 
 #endif /* GTL_GTL_H */

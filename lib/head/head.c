@@ -288,7 +288,10 @@ gtl_status gtl__head_encode(gtl__head *head, gtl__tape *tape, gtl__tensor *x, bo
         st = gtl__op_linear(tape, h, &p[GTL__P_ENC_LV_W], &p[GTL__P_ENC_LV_B], GTL__ACT_NONE,
                             &out->logvar);
     if (st == GTL_STATUS_OK) {
-        if (sample && tape->training)
+        /* Sampling follows the caller's mode, not the encoder's: a frozen
+         * encoder (evaluation mode) can still feed noisy codes to a
+         * classifier that trains. */
+        if (sample && saved)
             st = gtl__op_reparam(tape, out->mu, out->logvar, NULL, &out->z);
         else
             out->z = out->mu;
@@ -412,13 +415,14 @@ gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, 
 }
 
 gtl_status gtl__head_cls_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x,
-                              const int64_t *labels, gtl__tensor **out_loss, float *stats)
+                              const int64_t *labels, bool sample_z, gtl__tensor **out_loss,
+                              float *stats)
 {
     const gtl__head_config *c = &head->cfg;
     gtl__enc_out e;
     gtl__tensor *f, *logits, *ce, *tri, *cen, *loss;
     *out_loss = NULL;
-    gtl_status st = gtl__head_encode(head, tape, x, false, &e);
+    gtl_status st = gtl__head_encode(head, tape, x, sample_z, &e);
     if (st == GTL_STATUS_OK)
         st = gtl__head_classify(head, tape, e.z_c, &f, &logits);
     if (st == GTL_STATUS_OK)

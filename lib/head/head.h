@@ -127,9 +127,11 @@ enum {
 /* L_rep = MSE(x_hat, x) + beta |KL - C_t|, C_t = min(C_max, r t / T_c). */
 gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, double step,
                               float r, gtl__tensor **out_loss, float *stats);
-/* L_cls = w_ce CE + w_tri triplet(f) + w_center center(f), z_c = mu_c. */
+/* L_cls = w_ce CE + w_tri triplet(f) + w_center center(f); z_c = mu_c, or a
+ * reparameterised sample when sample_z (and the encoder trains). */
 gtl_status gtl__head_cls_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x,
-                              const int64_t *labels, gtl__tensor **out_loss, float *stats);
+                              const int64_t *labels, bool sample_z, gtl__tensor **out_loss,
+                              float *stats);
 /* Evaluation: probabilities (N, C) into dst. */
 gtl_status gtl__head_predict(gtl__head *head, gtl__tape *tape, gtl__tensor *x,
                              gtl__tensor **out_probs);
