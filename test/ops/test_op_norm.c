@@ -286,13 +286,15 @@ static void test_batchnorm_train_forward_and_running(void **state)
                                            rm, rv, momentum, eps, &y),
                          GTL_STATUS_OK);
         assert_int_equal(env->tape->n_nodes, 1);
-        double *mean = malloc((size_t)c * sizeof(double)), *var = malloc((size_t)c * sizeof(double));
+        double *mean = malloc((size_t)c * sizeof(double));
+        double *var = malloc((size_t)c * sizeof(double));
         float *ref = malloc((size_t)x->n * sizeof(float));
         ref_bn_stats(x->data, n, c, s, mean, var);
         ref_bn_apply(x->data, affine ? g->data : NULL, b->data, mean, var, ref, n, c, s, eps);
         gt_assert_close(y->data, ref, x->n, 5e-5, 2e-4, "batchnorm train forward");
         /* PyTorch: running = (1 - m) running + m batch, unbiased variance. */
-        float *want_m = malloc((size_t)c * sizeof(float)), *want_v = malloc((size_t)c * sizeof(float));
+        float *want_m = malloc((size_t)c * sizeof(float));
+        float *want_v = malloc((size_t)c * sizeof(float));
         for (int64_t ch = 0; ch < c; ch++) {
             double unb = var[ch] * (double)(n * s) / (double)(n * s - 1);
             want_m[ch] = (float)((1.0 - momentum) * rm0[ch] + momentum * mean[ch]);
@@ -337,7 +339,8 @@ static void test_batchnorm_eval_forward(void **state)
         gt_fill(env, rv, c, 0.5f, 2.0f);
         memcpy(rm0, rm, (size_t)c * sizeof(float));
         memcpy(rv0, rv, (size_t)c * sizeof(float));
-        double *mean = malloc((size_t)c * sizeof(double)), *var = malloc((size_t)c * sizeof(double));
+        double *mean = malloc((size_t)c * sizeof(double));
+        double *var = malloc((size_t)c * sizeof(double));
         for (int64_t ch = 0; ch < c; ch++) {
             mean[ch] = rm[ch];
             var[ch] = rv[ch];
