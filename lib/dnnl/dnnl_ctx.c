@@ -245,8 +245,11 @@ gtl_status gtl__prim_create(gtl__ctx *ctx, const char *op_name, uint32_t flags,
     for (int32_t i = 0; i < n_args; i++) {
         const dnnl_memory_desc_t *md =
             dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg_ids[i]);
-        if (md == NULL) {
-            st = gtl__error(GTL_STATUS_INTERNAL, "%s: no descriptor for argument %d", what,
+        /* oneDNN answers an argument the primitive does not use with an empty
+         * descriptor: catching it here names the wrong argument list at
+         * creation instead of failing later with "invalid arguments". */
+        if (md == NULL || md->ndims == 0) {
+            st = gtl__error(GTL_STATUS_INTERNAL, "%s: the primitive has no argument %d", what,
                             arg_ids[i]);
             goto out_free_prim;
         }
