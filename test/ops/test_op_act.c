@@ -365,6 +365,54 @@ static void test_act_kernels(void **state)
     assert_int_equal(gtl__ctx_num_hot_ref(env->ctx), 0);
 }
 
+/* ---- accumulation ---------------------------------------------------------
+ * acc_fn wraps an op: out = sum(op(in...)) + sum(in[0]) + sum(in[1]) + ...
+ * The extra sums are recorded after the op, so their backward runs first and
+ * the op's backward must add to (not overwrite) the gradients already there. */
+typedef struct acc_ud {
+    gt_fn fn;
+    void *ud;
+    int n_in;
+} acc_ud;
+
+static gtl_status acc_fn(gtl__tape *t, gtl__tensor **in, void *ud, gtl__tensor **out)
+{
+    acc_ud *u = ud;
+    gtl__tensor *y, *total, *s;
+    gtl_status st = u->fn(t, in, u->ud, &y);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_sum(t, y, -1, false, &total);
+    for (int i = 0; st == GTL_STATUS_OK && i < u->n_in; i++) {
+        st = gtl__op_sum(t, in[i], -1, false, &s);
+        if (st == GTL_STATUS_OK)
+            st = gtl__op_add(t, total, s, &total);
+    }
+    *out = st == GTL_STATUS_OK ? total : NULL;
+    return st;
+}
+static void test_act_accumulates(void **state)
+{
+    gt_env *env = *state;
+    static const float kink = 0.0f;
+    float vals[12];
+    gt_fill_away(env, vals, 12, -3.0f, 3.0f, &kink, 1, 0.05f);
+    gt_input x = {.nd = 2, .ne = {3, 4}, .data = vals};
+    for (int k = 0; k < K_COUNT; k++) {
+        act_ud u = {k};
+        acc_ud a = {act_fn, &u, 1};
+        char name[64];
+        snprintf(name, sizeof name, "acc %s", k_names[k]);
+        gt_gradcheck(env, name, acc_fn, &a, 1, &x, NULL);
+    }
+    for (int train = 0; train < 2; train++) {
+        drop_ud u = {0.4f};
+        acc_ud a = {drop_fn, &u, 1};
+        gt_gradcheck_opts o = {.training = train != 0};
+        gt_gradcheck(env, train ? "acc dropout train" : "acc dropout eval", acc_fn, &a, 1, &x,
+                     &o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dropout_grad, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_act_kernels, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_act_accumulates, gt_setup, gt_teardown),
     };
     return cmocka_run_group_tests_name("op_act", tests, NULL, NULL);
 }

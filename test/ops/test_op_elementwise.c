@@ -401,6 +401,53 @@ static void test_binary_kernels(void **state)
     assert_int_equal(gtl__ctx_num_hot_ref(env->ctx), 0);
 }
 
+/* ---- accumulation ---------------------------------------------------------
+ * acc_fn wraps an op: out = sum(op(in...)) + sum(in[0]) + sum(in[1]) + ...
+ * The extra sums are recorded after the op, so their backward runs first and
+ * the op's backward must add to (not overwrite) the gradients already there. */
+typedef struct acc_ud {
+    gt_fn fn;
+    void *ud;
+    int n_in;
+} acc_ud;
+
+static gtl_status acc_fn(gtl__tape *t, gtl__tensor **in, void *ud, gtl__tensor **out)
+{
+    acc_ud *u = ud;
+    gtl__tensor *y, *total, *s;
+    gtl_status st = u->fn(t, in, u->ud, &y);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_sum(t, y, -1, false, &total);
+    for (int i = 0; st == GTL_STATUS_OK && i < u->n_in; i++) {
+        st = gtl__op_sum(t, in[i], -1, false, &s);
+        if (st == GTL_STATUS_OK)
+            st = gtl__op_add(t, total, s, &total);
+    }
+    *out = st == GTL_STATUS_OK ? total : NULL;
+    return st;
+}
+static void test_elementwise_accumulates(void **state)
+{
+    gt_env *env = *state;
+    for (int op = 0; op < 3; op++)
+        for (int bc = 0; bc < 3; bc++) {
+            gt_input in[2];
+            make_shapes(env, bc, 0, &in[0], &in[1]);
+            bin_ud u = {op};
+            acc_ud a = {bin_fn, &u, 2};
+            char name[64];
+            snprintf(name, sizeof name, "acc %s %s", op_names[op], bc_names[bc]);
+            gt_gradcheck(env, name, acc_fn, &a, 2, in, NULL);
+        }
+    for (int op = 0; op < 3; op++) {
+        gt_input in = {.nd = 2, .ne = {3, 4}, .lo = 0.2f, .hi = 2.0f}; /* away from abs' kink */
+        un_ud u = {op, -1.5f, 0.25f};
+        acc_ud a = {un_fn, &u, 1};
+        gt_gradcheck(env, op == UN_SCALE ? "acc scale" : op == UN_ABS ? "acc abs" : "acc exp",
+                     acc_fn, &a, 1, &in, NULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +462,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_grad_records_nothing, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_binary_kernels, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_elementwise_accumulates, gt_setup, gt_teardown),
     };
     return cmocka_run_group_tests_name("op_elementwise", tests, NULL, NULL);
 }

@@ -240,6 +240,43 @@ static void test_reduce_bad_args(void **state)
     assert_int_equal(env->tape->n_nodes, 0);
 }
 
+/* ---- accumulation ---------------------------------------------------------
+ * acc_fn wraps an op: out = sum(op(in...)) + sum(in[0]) + sum(in[1]) + ...
+ * The extra sums are recorded after the op, so their backward runs first and
+ * the op's backward must add to (not overwrite) the gradients already there. */
+typedef struct acc_ud {
+    gt_fn fn;
+    void *ud;
+    int n_in;
+} acc_ud;
+
+static gtl_status acc_fn(gtl__tape *t, gtl__tensor **in, void *ud, gtl__tensor **out)
+{
+    acc_ud *u = ud;
+    gtl__tensor *y, *total, *s;
+    gtl_status st = u->fn(t, in, u->ud, &y);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_sum(t, y, -1, false, &total);
+    for (int i = 0; st == GTL_STATUS_OK && i < u->n_in; i++) {
+        st = gtl__op_sum(t, in[i], -1, false, &s);
+        if (st == GTL_STATUS_OK)
+            st = gtl__op_add(t, total, s, &total);
+    }
+    *out = st == GTL_STATUS_OK ? total : NULL;
+    return st;
+}
+static void test_reduce_accumulates(void **state)
+{
+    gt_env *env = *state;
+    gt_input x = {.nd = 3, .ne = {2, 4, 3}};
+    for (int mean = 0; mean < 2; mean++)
+        for (int32_t axis = -1; axis < 3; axis++) {
+            red_ud u = {mean != 0, false, axis};
+            acc_ud a = {red_fn, &u, 1};
+            gt_gradcheck(env, mean ? "acc mean" : "acc sum", acc_fn, &a, 1, &x, NULL);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +286,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reduce_empty, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_reduce_long, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_reduce_bad_args, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_reduce_accumulates, gt_setup, gt_teardown),
     };
     return cmocka_run_group_tests_name("op_reduce", tests, NULL, NULL);
 }

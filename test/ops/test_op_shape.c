@@ -471,6 +471,50 @@ static void test_transpose_bad_args(void **state)
     assert_int_equal(env->tape->n_nodes, 0);
 }
 
+/* ---- accumulation ---------------------------------------------------------
+ * acc_fn wraps an op: out = sum(op(in...)) + sum(in[0]) + sum(in[1]) + ...
+ * The extra sums are recorded after the op, so their backward runs first and
+ * the op's backward must add to (not overwrite) the gradients already there. */
+typedef struct acc_ud {
+    gt_fn fn;
+    void *ud;
+    int n_in;
+} acc_ud;
+
+static gtl_status acc_fn(gtl__tape *t, gtl__tensor **in, void *ud, gtl__tensor **out)
+{
+    acc_ud *u = ud;
+    gtl__tensor *y, *total, *s;
+    gtl_status st = u->fn(t, in, u->ud, &y);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_sum(t, y, -1, false, &total);
+    for (int i = 0; st == GTL_STATUS_OK && i < u->n_in; i++) {
+        st = gtl__op_sum(t, in[i], -1, false, &s);
+        if (st == GTL_STATUS_OK)
+            st = gtl__op_add(t, total, s, &total);
+    }
+    *out = st == GTL_STATUS_OK ? total : NULL;
+    return st;
+}
+static void test_shape_accumulates(void **state)
+{
+    gt_env *env = *state;
+    gt_input c[3] = {{.nd = 2, .ne = {2, 3}}, {.nd = 2, .ne = {2, 1}}, {.nd = 2, .ne = {2, 2}}};
+    cat_ud cu = {3, 1};
+    acc_ud a = {cat_fn, &cu, 3};
+    gt_gradcheck(env, "acc concat", acc_fn, &a, 3, c, NULL);
+    gt_input x = {.nd = 3, .ne = {2, 5, 3}};
+    slice_ud su = {1, 1, 3};
+    a = (acc_ud){slice_fn, &su, 1};
+    gt_gradcheck(env, "acc slice", acc_fn, &a, 1, &x, NULL);
+    reshape_ud ru = {2, {6, 5}};
+    a = (acc_ud){reshape_fn, &ru, 1};
+    gt_gradcheck(env, "acc reshape", acc_fn, &a, 1, &x, NULL);
+    tr_ud tu = {0, 2};
+    a = (acc_ud){tr_fn, &tu, 1};
+    gt_gradcheck(env, "acc transpose", acc_fn, &a, 1, &x, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transpose_forward, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_transpose_grad, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_transpose_bad_args, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_shape_accumulates, gt_setup, gt_teardown),
     };
     return cmocka_run_group_tests_name("op_shape", tests, NULL, NULL);
 }
