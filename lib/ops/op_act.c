@@ -91,6 +91,8 @@ static gtl_status act_backward(gtl__tape *tape, gtl__node *node)
 {
     gtl__tensor *src = node->src[0], *dst = node->dst;
     int act = (int)node->ip[0];
+    if (src->n == 0)
+        return GTL_STATUS_OK; /* the forward skipped oneDNN too: no 0-sized primitive */
     gtl__prim *p;
     gtl_status st = eltwise_prim(tape->ctx, act, true, src->n, &p);
     if (st != GTL_STATUS_OK)

@@ -1,7 +1,5 @@
 /* Reductions: sum and mean over one axis or over everything.
  * Derivations: docs/autograd.md#reductions. */
-#include <string.h>
-
 #include "ops/ops.h"
 
 static void geometry(const gtl__tensor *src, int32_t axis, int64_t *outer, int64_t *len,
@@ -76,24 +74,30 @@ static gtl_status reduce(gtl__tape *tape, gtl__tensor *src, int32_t axis, bool k
     gtl_status st = gtl__tape_output(tape, nd, ne, &src, 1, &dst);
     if (st != GTL_STATUS_OK)
         return st;
+    /* Both paths accumulate in double, so a long axis is as accurate as the
+     * whole-tensor sum, and divide by the count in double for the mean. */
     if (axis < 0) {
         double s = 0.0;
         for (int64_t i = 0; i < src->n; i++)
             s += src->data[i];
-        dst->data[0] = (float)(s * scale);
+        dst->data[0] = (float)(mean ? s / (double)src->n : s);
     } else {
         int64_t outer, len, inner;
         geometry(src, axis, &outer, &len, &inner);
-        memset(dst->data, 0, (size_t)dst->n * sizeof(float));
+        double *acc = gtl__tape_alloc(tape, (size_t)(inner > 0 ? inner : 1) * sizeof(double));
+        if (acc == NULL)
+            return GTL_STATUS_OUT_OF_MEMORY;
         for (int64_t o = 0; o < outer; o++) {
-            float *d = dst->data + o * inner;
+            for (int64_t i = 0; i < inner; i++)
+                acc[i] = 0.0;
             for (int64_t l = 0; l < len; l++) {
                 const float *s = src->data + (o * len + l) * inner;
                 for (int64_t i = 0; i < inner; i++)
-                    d[i] += s[i];
+                    acc[i] += s[i];
             }
+            float *d = dst->data + o * inner;
             for (int64_t i = 0; i < inner; i++)
-                d[i] *= scale;
+                d[i] = (float)(mean ? acc[i] / (double)len : acc[i]);
         }
     }
     if (gtl__requires_grad(dst)) {
