@@ -24,5 +24,6 @@
 #include "gtl/version.h"
 #include "gtl/status.h"
 #include "gtl/runtime.h"
+#include "gtl/optim.h"
 
 #endif /* GTL_GTL_H */
