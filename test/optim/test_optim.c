@@ -18,7 +18,7 @@
 
 #include "optim_ref.h"
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers */
 
 /* Copies a flat (concatenated) vector into a paramset blob and back. */
 static void to_blob(const gtl__paramset *ps, float *blob, const float *flat)
@@ -168,7 +168,7 @@ static double run_steps(const oref_case *c, gtl_optimizer *opt, gtl__paramset *p
     return max_abs;
 }
 
-/* ---- trajectories against torch ---------------------------------------------- */
+/* ---- trajectories against torch */
 
 static void test_trajectories(void **state)
 {
@@ -186,7 +186,6 @@ static void test_trajectories(void **state)
         assert_int_equal(st.step, OREF_T);
         assert_int_equal(st.n_params, OREF_N_PARAMS);
         assert_int_equal(st.n_total, ps.n_total);
-        float zeros[OREF_N] = {0};
         float flat[OREF_N];
         if (c->kind == GTL_OPTIM_SGD && c->momentum == 0.0f) {
             assert_null(st.m);
@@ -201,7 +200,6 @@ static void test_trajectories(void **state)
             from_blob(&ps, st.v, flat);
             check_close(flat, c->v, OREF_N, 1e-9, TRAJ_RTOL, "second moment", c->name, OREF_T);
         }
-        (void)zeros;
         for (int p = 0; p < OREF_N_PARAMS; p++)
             assert_int_equal(st.param_steps[p], c->param_steps[p]);
         printf("  %-15s 20 steps, max |param - torch| = %.3g\n", c->name, max_abs);
@@ -232,7 +230,7 @@ static void test_reset(void **state)
     gtl__paramset_fini(&ps);
 }
 
-/* ---- clipping ------------------------------------------------------------------- */
+/* ---- clipping */
 
 static void test_clip_grad_norm(void **state)
 {
@@ -269,7 +267,7 @@ static void test_clip_grad_norm(void **state)
     gtl__paramset_fini(&ps);
 }
 
-/* ---- schedule --------------------------------------------------------------------- */
+/* ---- schedule */
 
 static void test_schedule(void **state)
 {
@@ -305,7 +303,7 @@ static void test_schedule(void **state)
     }
 }
 
-/* ---- NaN guard ----------------------------------------------------------------------- */
+/* ---- NaN guard */
 
 typedef struct snapshot {
     float data[64];
@@ -387,7 +385,7 @@ static void test_nonfinite_changes_nothing(void **state)
     }
 }
 
-/* ---- frozen parameters ------------------------------------------------------------------ */
+/* ---- frozen parameters */
 
 static void test_frozen_unchanged(void **state)
 {
@@ -437,7 +435,7 @@ static void test_frozen_unchanged(void **state)
     }
 }
 
-/* ---- zero allocations per step ------------------------------------------------------------ */
+/* ---- zero allocations per step */
 
 static void test_no_alloc_per_step(void **state)
 {
@@ -471,7 +469,7 @@ static void test_no_alloc_per_step(void **state)
     }
 }
 
-/* ---- checkpoint state ---------------------------------------------------------------------- */
+/* ---- checkpoint state */
 
 static void test_state_roundtrip(void **state)
 {
@@ -570,7 +568,7 @@ static void test_state_bad(void **state)
     gtl_optimizer_destroy(opt);
 }
 
-/* ---- step argument checks -------------------------------------------------------------------- */
+/* ---- step argument checks */
 
 static void test_step_bad_args(void **state)
 {
@@ -640,7 +638,7 @@ static void test_step_bad_args(void **state)
     gtl__paramset_fini(&ps);
 }
 
-/* ---- public API ------------------------------------------------------------------------------- */
+/* ---- public API */
 
 #define EXPECT_FAIL(call, status)                          \
     do {                                                   \
@@ -783,6 +781,8 @@ static void test_api_set_get_bounds(void **state)
 static void test_api_lifecycle_and_schedule_args(void **state)
 {
     (void)state;
+    uint64_t bytes0 = 0, blocks0 = 0;
+    assert_int_equal(gtl_memory_in_use(&bytes0, &blocks0), GTL_STATUS_OK);
     gtl_optimizer *opt = (gtl_optimizer *)&opt; /* non-NULL garbage: must be cleared */
     EXPECT_FAIL(gtl_optimizer_create((gtl_optim_kind)3, &opt), GTL_STATUS_INVALID_ARG);
     assert_null(opt);
@@ -841,10 +841,11 @@ static void test_api_lifecycle_and_schedule_args(void **state)
     assert_string_equal(gtl_last_error(), "");
     gtl_optimizer_destroy(opt);
 
-    /* No leaks: everything the optimizers allocated was freed. */
+    /* No leaks: everything this test allocated was freed. */
     uint64_t bytes = 1, blocks = 1;
     assert_int_equal(gtl_memory_in_use(&bytes, &blocks), GTL_STATUS_OK);
-    assert_int_equal(blocks, 0);
+    assert_int_equal(blocks, blocks0);
+    assert_int_equal(bytes, bytes0);
 }
 
 int main(void)
