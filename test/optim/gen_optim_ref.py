@@ -161,7 +161,7 @@ def run_case(c):
         traj.append(flat_of(params))
 
     m, v, steps = [], [], []
-    for p, s in zip(params, SIZES):
+    for p, s, fu in zip(params, SIZES, c["frozen_until"]):
         st = opt.state.get(p, {})
         if c["kind"] == "GTL_OPTIM_SGD":
             buf = st.get("momentum_buffer")
@@ -172,12 +172,8 @@ def run_case(c):
             v.append(st["exp_avg_sq"].reshape(-1) if "exp_avg_sq" in st else torch.zeros(s))
         # SGD keeps no step count; the C side counts updates per parameter for
         # every kind, which is T - frozen_until clipped to [0, T].
-        steps.append(max(0, T - min(c["frozen_until"][p_i(params, p)], T)))
+        steps.append(T - min(fu, T))
     return c, traj, norms, torch.cat(m), torch.cat(v), steps
-
-
-def p_i(params, p):
-    return [id(q) for q in params].index(id(p))
 
 
 def emit_case(out, c, traj, norms, m, v, steps):
