@@ -469,6 +469,50 @@ static void test_no_alloc_per_step(void **state)
     }
 }
 
+/* Slices large enough for the OpenMP loops: the same result with 1 and 2
+ * threads, bitwise, for every kind (and clipping). */
+static void test_large_param_threads(void **state)
+{
+    (void)state;
+    int32_t n_threads0 = 1;
+    assert_int_equal(gtl_num_threads(&n_threads0), GTL_STATUS_OK);
+    static const gtl_optim_kind kinds[3] = {GTL_OPTIM_ADAM, GTL_OPTIM_ADAMW, GTL_OPTIM_SGD};
+    for (int k = 0; k < 3; k++) {
+        float *res[2] = {NULL, NULL};
+        for (int r = 0; r < 2; r++) {
+            assert_int_equal(gtl_set_num_threads(r + 1), GTL_STATUS_OK);
+            gtl__paramset ps;
+            gtl__paramset_init(&ps);
+            int64_t ne[2] = {300, 250};
+            assert_int_equal(gtl__paramset_add(&ps, "big", 2, ne, NULL), GTL_STATUS_OK);
+            assert_int_equal(gtl__paramset_finalize(&ps), GTL_STATUS_OK);
+            assert_int_equal(gtl__paramset_alloc_grad(&ps), GTL_STATUS_OK);
+            gtl_optimizer *opt = NULL;
+            assert_int_equal(gtl_optimizer_create(kinds[k], &opt), GTL_STATUS_OK);
+            assert_int_equal(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_MOMENTUM, 0.9f),
+                             GTL_STATUS_OK);
+            assert_int_equal(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_CLIP_NORM, 10.0f),
+                             GTL_STATUS_OK);
+            int64_t n = ps.params[0].n;
+            for (int t = 0; t < 3; t++) {
+                for (int64_t j = 0; j < n; j++) {
+                    ps.data[j] = t == 0 ? 0.001f * (float)(j % 997) : ps.data[j];
+                    ps.grad[j] = sinf(0.01f * (float)j + (float)t);
+                }
+                assert_int_equal(gtl__optim_step(opt, &ps, NULL, 0, NULL), GTL_STATUS_OK);
+            }
+            res[r] = malloc((size_t)n * sizeof(float));
+            memcpy(res[r], ps.data, (size_t)n * sizeof(float));
+            gtl_optimizer_destroy(opt);
+            gtl__paramset_fini(&ps);
+        }
+        assert_memory_equal(res[0], res[1], 75000 * sizeof(float));
+        free(res[0]);
+        free(res[1]);
+    }
+    assert_int_equal(gtl_set_num_threads(n_threads0), GTL_STATUS_OK);
+}
+
 /* ---- checkpoint state */
 
 static void test_state_roundtrip(void **state)
@@ -858,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_nonfinite_changes_nothing),
         cmocka_unit_test(test_frozen_unchanged),
         cmocka_unit_test(test_no_alloc_per_step),
+        cmocka_unit_test(test_large_param_threads),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_state_bad),
         cmocka_unit_test(test_step_bad_args),
