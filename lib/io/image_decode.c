@@ -260,6 +260,7 @@ struct jpeg_state {
     const char *name;
     uint8_t *px;   /* (H, W, 3) output */
     uint8_t *cmyk; /* (W, 4) one CMYK row, for CMYK/YCCK files */
+    bool unsupported; /* libjpeg refused a valid feature (12-bit, arithmetic) */
     char why[JMSG_LENGTH_MAX];
 };
 
@@ -271,6 +272,9 @@ static struct jpeg_state *jpeg_state_of(j_common_ptr cinfo)
 static void jpeg_on_error_exit(j_common_ptr cinfo)
 {
     struct jpeg_state *s = jpeg_state_of(cinfo);
+    int code = cinfo->err->msg_code;
+    s->unsupported = code == JERR_BAD_PRECISION || code == JERR_NOT_COMPILED ||
+                     code == JERR_ARITH_NOTIMPL;
     cinfo->err->format_message(cinfo, s->why);
     longjmp(s->jb, 1);
 }
@@ -336,9 +340,13 @@ static void cmyk_row_to_rgb(const uint8_t *src, int64_t w, bool inverted, uint8_
 
 static gtl_status jpeg_run(struct jpeg_state *s, const uint8_t *buf, size_t n)
 {
-    if (setjmp(s->jb))
+    if (setjmp(s->jb)) {
+        if (s->unsupported)
+            return gtl__error(GTL_STATUS_UNSUPPORTED, "%s: JPEG not supported by libjpeg: %s",
+                              s->name, s->why);
         return gtl__error(GTL_STATUS_FORMAT, "%s: corrupt or truncated JPEG: %s", s->name,
                           s->why);
+    }
     jpeg_create_decompress(&s->cinfo);
     s->cinfo.progress = &s->progress;
     jpeg_mem_src(&s->cinfo, buf, (unsigned long)n);

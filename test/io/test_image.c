@@ -825,6 +825,15 @@ static void test_size_limits(void **state)
     printf("  %s\n", gtl_last_error());
     patch_jpeg_size(enc, n, 0, 8);
     assert_int_equal(gtl__image_decode_mem(enc, n, "zero_w.jpg", &img), GTL_STATUS_FORMAT);
+    /* A 12-bit frame header: valid JPEG, but this libjpeg decodes 8 bits only. */
+    patch_jpeg_size(enc, n, 8, 8);
+    for (size_t i = 2; i + 9 < n; i++)
+        if (enc[i] == 0xff && enc[i + 1] == 0xc0) {
+            enc[i + 4] = 12;
+            break;
+        }
+    assert_int_equal(gtl__image_decode_mem(enc, n, "twelve.jpg", &img), GTL_STATUS_UNSUPPORTED);
+    printf("  %s\n", gtl_last_error());
     free(enc);
 
     /* WebP with a VP8X canvas of 20000 x 20000 around a small lossy image. */
