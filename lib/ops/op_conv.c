@@ -1,5 +1,5 @@
 /* 2-D convolution and pooling on oneDNN, forward and backward.
- * Derivations: docs/autograd.md#convolution-and-pooling.
+ * Derivations: docs/autograd.md#convolution and #pooling.
  *
  * Shapes: N batch, C input channels, H x W input size, O output channels,
  * KH x KW kernel, OH x OW output size. Tape tensors are plain nchw (src,
