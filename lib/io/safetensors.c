@@ -467,12 +467,15 @@ static gtl_status validate(gtl__safetensors *f)
             return gtl__error(GTL_STATUS_FORMAT, "safetensors '%s': tensor '%s' is too large",
                               path, t->name);
     }
-    qsort(f->tensors, (size_t)f->n_tensors, sizeof(*f->tensors), cmp_by_name);
+    /* qsort and bsearch need a non-NULL base even for zero elements. */
+    if (f->n_tensors > 1)
+        qsort(f->tensors, (size_t)f->n_tensors, sizeof(*f->tensors), cmp_by_name);
     for (int64_t i = 1; i < f->n_tensors; i++)
         if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
             return gtl__error(GTL_STATUS_FORMAT, "safetensors '%s': duplicate tensor name '%s'",
                               path, f->tensors[i].name);
-    qsort(f->meta, (size_t)f->n_meta, sizeof(*f->meta), cmp_meta);
+    if (f->n_meta > 1)
+        qsort(f->meta, (size_t)f->n_meta, sizeof(*f->meta), cmp_meta);
     for (int64_t i = 1; i < f->n_meta; i++)
         if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
             return gtl__error(GTL_STATUS_FORMAT, "safetensors '%s': duplicate __metadata__ key "
@@ -485,7 +488,8 @@ static gtl_status validate(gtl__safetensors *f)
         return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "safetensors '%s': out of memory", path);
     for (int64_t i = 0; i < f->n_tensors; i++)
         order[i] = &f->tensors[i];
-    qsort(order, (size_t)f->n_tensors, sizeof(*order), cmp_by_offset);
+    if (f->n_tensors > 1)
+        qsort(order, (size_t)f->n_tensors, sizeof(*order), cmp_by_offset);
     gtl_status st = GTL_STATUS_OK;
     uint64_t at = 0;
     for (int64_t i = 0; i < f->n_tensors; i++) {
@@ -629,7 +633,7 @@ const gtl__safetensors_info *gtl__safetensors_tensor(const gtl__safetensors *f, 
 const gtl__safetensors_info *gtl__safetensors_find(const gtl__safetensors *f,
                                                      const char *name)
 {
-    if (f == NULL || name == NULL)
+    if (f == NULL || name == NULL || f->n_tensors == 0)
         return NULL;
     gtl__safetensors_info key = {.name = name};
     return bsearch(&key, f->tensors, (size_t)f->n_tensors, sizeof(*f->tensors), cmp_by_name);
@@ -649,7 +653,7 @@ const char *gtl__safetensors_meta_key(const gtl__safetensors *f, int64_t i)
 
 const char *gtl__safetensors_meta(const gtl__safetensors *f, const char *key)
 {
-    if (f == NULL || key == NULL)
+    if (f == NULL || key == NULL || f->n_meta == 0)
         return NULL;
     struct st_meta k = {.key = key};
     const struct st_meta *m =

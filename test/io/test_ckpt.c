@@ -158,7 +158,8 @@ static void free_refs(ref_tensor *t)
         free(t[i].data);
 }
 
-static const char config_json[] = "{\"model\": \"ViT-B/16\", \"dim\": 512, \"name\": \"caf\xc3\xa9\"}";
+static const char config_json[] =
+    "{\"model\": \"ViT-B/16\", \"dim\": 512, \"name\": \"caf\xc3\xa9\"}";
 
 static gtl__ckpt_writer *make_writer(const ref_tensor *t, int32_t level)
 {
@@ -654,8 +655,8 @@ static gtl_status load_all(const char *path, const ref_tensor *t, bool *same)
         gtl_status rs = gtl__ckpt_read(r, info->name, buf, info->raw_size);
         if (rs != GTL_STATUS_OK)
             st = rs;
-        else if (t == NULL || i >= N_T || strcmp(info->name, t[i].name) != 0 || info->raw_size != t[i].bytes ||
-                 memcmp(buf, t[i].data, t[i].bytes) != 0)
+        else if (t == NULL || i >= N_T || strcmp(info->name, t[i].name) != 0 ||
+                 info->raw_size != t[i].bytes || memcmp(buf, t[i].data, t[i].bytes) != 0)
             *same = false;
         free(buf);
     }

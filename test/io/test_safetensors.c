@@ -124,8 +124,9 @@ static void build_file(const char *path, const st_tensor *t, int n, const char *
         len += (size_t)snprintf(h + len, cap - len, "\"__metadata__\":%s,", meta_json);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
-        len += (size_t)snprintf(h + len, cap - len, "%s\n  \"%s\": {\"dtype\": \"%s\", \"shape\": [",
-                                i ? "," : "", t[i].json_name, t[i].dtype);
+        len += (size_t)snprintf(h + len, cap - len,
+                                "%s\n  \"%s\": {\"dtype\": \"%s\", \"shape\": [", i ? "," : "",
+                                t[i].json_name, t[i].dtype);
         for (int d = 0; d < t[i].nd; d++)
             len += (size_t)snprintf(h + len, cap - len, "%s%lld", d ? ", " : "",
                                     (long long)t[i].shape[d]);
@@ -186,8 +187,8 @@ static void test_roundtrip(void **state)
         {"e", "e", "F32", 2, {0, 4}, NULL, 0},
         {"scalar", "scalar", "F32", 0, {0}, &one, 4},
         {"future", "future", "F4", 1, {10}, nibbles, 5},
-        {"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\"\\\\\\/\\n\\t", "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"\\/\n\t",
-         "BF16", 1, {1}, bf, 2},
+        {"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\"\\\\\\/\\n\\t",
+         "caf\xc3\xa9 \xf0\x9f\x98\x80 \"q\"\\/\n\t", "BF16", 1, {1}, bf, 2},
     };
     const int n_t = (int)(sizeof t / sizeof t[0]);
     char path[128];
@@ -596,7 +597,8 @@ static void test_fuzz(void **state)
             switch (gtl__rng_below(&rng, 3)) {
             case 0: buf[at] ^= (unsigned char)(1u << gtl__rng_below(&rng, 8)); break;
             case 1: buf[at] = (unsigned char)gtl__rng_u64(&rng); break;
-            default: buf[at] = (unsigned char)"{}[]\",:\\u0123456789 eE.-"[gtl__rng_below(&rng, 25)];
+            default:
+                buf[at] = (unsigned char)"{}[]\",:\\u0123456789 eE.-"[gtl__rng_below(&rng, 25)];
             }
         }
         size_t len = trial % 5 == 0 ? (size_t)gtl__rng_below(&rng, n + 1) : n;
