@@ -85,7 +85,9 @@ gtl_status gtl__ckpt_add_tensor(gtl__ckpt_writer *w, const char *name, gtl__ckpt
 
 /* Writes everything added so far to path atomically (temp file, fsync,
  * rename, fsync of the directory). The writer stays valid and can write
- * again. IO on OS errors (the old file, if any, is unchanged). */
+ * again. IO on OS errors (the old file, if any, is unchanged). The temp name
+ * is per process, so one process must not write the same path from two
+ * threads at once. If path is a symlink, the link itself is replaced. */
 gtl_status gtl__ckpt_write(gtl__ckpt_writer *w, const char *path);
 
 /* ---- reader ------------------------------------------------------------ */
