@@ -911,6 +911,14 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    /* Subdirectories a failed test may have left behind. */
+    char sub[256];
+    snprintf(sub, sizeof sub, "%s/is_a_dir/keep", tmpdir);
+    unlink(sub);
+    snprintf(sub, sizeof sub, "%s/is_a_dir", tmpdir);
+    rmdir(sub);
+    snprintf(sub, sizeof sub, "%s/readonly", tmpdir);
+    rmdir(sub);
     DIR *d = opendir(tmpdir);
     if (d != NULL) {
         struct dirent *e;
