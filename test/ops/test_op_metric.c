@@ -57,7 +57,8 @@ static void test_l2_normalize_forward(void **state)
 {
     gt_env *env = *state;
     for (int rep = 0; rep < 10; rep++) {
-        int64_t n = rep == 0 ? 1 : gt_randint(env, 1, 12), d = rep == 1 ? 1 : gt_randint(env, 1, 40);
+        int64_t n = rep == 0 ? 1 : gt_randint(env, 1, 12);
+        int64_t d = rep == 1 ? 1 : gt_randint(env, 1, 40);
         float eps = rep % 2 ? 1e-12f : 0.5f;
         int64_t ne[2] = {n, d};
         gtl__tensor *x = gt_leaf(env, 2, ne, NULL, rep % 3 == 0);
