@@ -167,6 +167,7 @@ gtl_status gtl__vit_init(gtl__vit *vit, const gtl__vit_config *cfg, gtl__paramse
     }
     vit->cfg = *cfg;
     vit->ps = ps;
+    vit->prefix_len = strlen(pf);
     return GTL_STATUS_OK;
 }
 
@@ -187,6 +188,72 @@ static void fill_const(gtl__tensor *t, float v)
 {
     for (int64_t i = 0; i < t->n; i++)
         t->data[i] = v;
+}
+
+int64_t gtl__vit_num_params(const gtl__vit *vit)
+{
+    return 8 + 12 * vit->cfg.layers;
+}
+
+void gtl__vit_param_indices(const gtl__vit *vit, int64_t *idx)
+{
+    int64_t n = 0;
+    idx[n++] = vit->conv1;
+    idx[n++] = vit->cls;
+    idx[n++] = vit->pos;
+    idx[n++] = vit->ln_pre_w;
+    idx[n++] = vit->ln_pre_b;
+    for (int64_t l = 0; l < vit->cfg.layers; l++) {
+        const gtl__vit_block *b = &vit->blocks[l];
+        int64_t bi[12] = {b->ln1_w, b->ln1_b, b->in_w, b->in_b, b->out_w, b->out_b,
+                          b->ln2_w, b->ln2_b, b->fc_w, b->fc_b, b->cproj_w, b->cproj_b};
+        for (int i = 0; i < 12; i++)
+            idx[n++] = bi[i];
+    }
+    idx[n++] = vit->ln_post_w;
+    idx[n++] = vit->ln_post_b;
+    idx[n++] = vit->proj;
+}
+
+gtl_status gtl__vit_load_safetensors(gtl__vit *vit, gtl__safetensors *f,
+                                     const char *file_prefix)
+{
+    if (vit == NULL || vit->ps == NULL || f == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "vit load: NULL argument");
+    if (!vit->ps->finalized)
+        return gtl__error(GTL_STATUS_BAD_STATE, "vit load: parameters not finalized");
+    const char *fp = file_prefix != NULL ? file_prefix : "";
+    int64_t n = gtl__vit_num_params(vit);
+    int64_t *idx = gtl__malloc((size_t)n * sizeof *idx);
+    if (idx == NULL)
+        return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "vit load: out of memory");
+    gtl__vit_param_indices(vit, idx);
+    gtl_status st = GTL_STATUS_OK;
+    char name[GTL__SAFETENSORS_MAX_NAME + 1];
+    for (int64_t i = 0; st == GTL_STATUS_OK && i < n; i++) {
+        gtl__tensor *t = gtl__paramset_get(vit->ps, idx[i]);
+        const char *clip_name = vit->ps->names[idx[i]] + vit->prefix_len;
+        int len = snprintf(name, sizeof name, "%s%s", fp, clip_name);
+        if (len < 0 || (size_t)len >= sizeof name) {
+            st = gtl__error(GTL_STATUS_INVALID_ARG, "vit load: name too long (%s%s)", fp,
+                            clip_name);
+            break;
+        }
+        const gtl__safetensors_info *info = gtl__safetensors_find(f, name);
+        bool same = info != NULL && info->nd == t->nd;
+        for (int32_t d = 0; same && d < t->nd; d++)
+            same = info->ne[d] == t->ne[d];
+        if (!same) {
+            char s1[64];
+            st = gtl__error(GTL_STATUS_FORMAT, "vit load: %s %s (want shape %s)", name,
+                            info == NULL ? "is missing" : "has another shape",
+                            gtl__shape_str(t, s1, sizeof s1));
+            break;
+        }
+        st = gtl__safetensors_read_f32(f, name, t->data, t->n);
+    }
+    gtl__free(idx);
+    return st;
 }
 
 /* Uniform in +-bound. */

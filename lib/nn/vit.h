@@ -33,6 +33,7 @@
 #define GTL__NN_VIT_H
 
 #include "core/rng.h"
+#include "io/safetensors.h"
 #include "ops/ops.h"
 
 typedef struct gtl__vit_config {
@@ -79,6 +80,7 @@ typedef struct gtl__vit {
     gtl__paramset *ps;        /* borrowed; holds the parameters below */
     int64_t conv1, cls, pos, ln_pre_w, ln_pre_b, ln_post_w, ln_post_b, proj;
     gtl__vit_block *blocks;   /* cfg.layers entries */
+    size_t prefix_len;        /* length of the name prefix given to init */
 } gtl__vit;
 
 /* Adds the parameters to ps (not finalized yet), named prefix + CLIP name.
@@ -86,6 +88,20 @@ typedef struct gtl__vit {
 gtl_status gtl__vit_init(gtl__vit *vit, const gtl__vit_config *cfg, gtl__paramset *ps,
                          const char *prefix);
 void gtl__vit_fini(gtl__vit *vit);
+
+/* Number of parameters of the model (8 + 12 * layers) and their paramset
+ * indices in a fixed order (stem, blocks, head); idx holds that many. */
+int64_t gtl__vit_num_params(const gtl__vit *vit);
+void gtl__vit_param_indices(const gtl__vit *vit, int64_t *idx);
+
+/* Loads every parameter from a safetensors file (F32, F16 or BF16), the file
+ * naming them file_prefix + CLIP name (e.g. "visual." for OpenAI's
+ * checkpoints converted to safetensors; NULL or "" for none). Shapes must
+ * match exactly. FORMAT naming the tensor when one is missing or has another
+ * shape; the reader's errors otherwise. On failure some parameters may
+ * already hold the file's values. */
+gtl_status gtl__vit_load_safetensors(gtl__vit *vit, gtl__safetensors *f,
+                                     const char *file_prefix);
 
 /* Random weights as CLIP/PyTorch initialise them (ps finalized): normal
  * W^-1/2 for class/positional embeddings and proj, Xavier-uniform in_proj,

@@ -8,17 +8,17 @@ random (seeded): PyTorch's default initialisation, CLIP's W^-1/2 normals for
 the embeddings and proj, then every LayerNorm and bias perturbed so a test
 notices when one is ignored.
 
-Writes one file in libgtl's test weight format (little-endian):
-    b"GTLW0001", u32 count, then per tensor:
-    u32 name length, name (utf-8), u32 ndim, i64 dims[ndim], f32 data
-The tensors: "config" (8 values: S, P, W, layers, heads, R, D, act with
-act 3 = QuickGELU, 2 = GELU), every parameter under its CLIP name, "input"
-(B, 3, S, S) and "feature" (B, W + D) = [ln_post(CLS) ; ln_post(CLS) @ proj].
+Writes one safetensors file (F32; written here with numpy, no safetensors
+package needed) holding every parameter under its CLIP name, "input"
+(B, 3, S, S) and "feature" (B, W + D) = [ln_post(CLS) ; ln_post(CLS) @ proj],
+with __metadata__ "config" = "S,P,W,layers,heads,R,D,act" (act 3 = QuickGELU,
+2 = GELU, libgtl's gtl__act values).
 
 Run with Debian's /usr/bin/python3 (torch 1.13). Usage:
     vit_ref.py --preset small|tiny|B16|B32 --batch B --seed N --out FILE [--act quick_gelu|gelu]
 """
 import argparse
+import json
 import struct
 import sys
 from collections import OrderedDict
@@ -134,17 +134,23 @@ def build(preset, act_name="quick_gelu", seed=0):
     return model, cfg
 
 
-def write_tensors(path, tensors):
+def write_safetensors(path, tensors, metadata):
+    """tensors: list of (name, array); written as F32 in list order."""
+    header = {"__metadata__": metadata}
+    arrays = []
+    off = 0
+    for name, arr in tensors:
+        a = np.ascontiguousarray(arr, dtype="<f4")
+        header[name] = {"dtype": "F32", "shape": list(a.shape),
+                        "data_offsets": [off, off + a.nbytes]}
+        off += a.nbytes
+        arrays.append(a)
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * (-len(hb) % 8)
     with open(path, "wb") as f:
-        f.write(b"GTLW0001")
-        f.write(struct.pack("<I", len(tensors)))
-        for name, arr in tensors:
-            a = np.ascontiguousarray(arr, dtype="<f4")
-            nb = name.encode()
-            f.write(struct.pack("<I", len(nb)))
-            f.write(nb)
-            f.write(struct.pack("<I", a.ndim))
-            f.write(struct.pack("<%dq" % a.ndim, *a.shape))
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for a in arrays:
             f.write(a.tobytes())
 
 
@@ -163,12 +169,10 @@ def main():
     x = torch.randn(args.batch, 3, cfg[0], cfg[0], generator=g)
     with torch.no_grad():
         feat = model.features(x)
-    tensors = [("config", np.array(cfg, dtype=np.float32))]
-    for name, t in model.state_dict().items():
-        tensors.append((name, t.detach().numpy()))
+    tensors = [(name, t.detach().numpy()) for name, t in model.state_dict().items()]
     tensors.append(("input", x.numpy()))
     tensors.append(("feature", feat.numpy()))
-    write_tensors(args.out, tensors)
+    write_safetensors(args.out, tensors, {"config": ",".join(str(v) for v in cfg)})
     return 0
 
 
