@@ -149,11 +149,14 @@ gtl_status gtl__vit_infer_create(const gtl__vit *vit, gtl__ctx *ctx, bool bf16,
 void gtl__vit_infer_destroy(gtl__vit_infer *inf);
 /* Reorders the weights again from the parameters (same shapes). */
 gtl_status gtl__vit_infer_refresh(gtl__vit_infer *inf);
+/* Bytes of weight copies the engine owns (0 when every chosen layout was the
+ * parameters' own layout and they are used in place). */
+size_t gtl__vit_infer_weight_bytes(const gtl__vit_infer *inf);
 /* Whether the linear layers run in bf16. */
 bool gtl__vit_infer_uses_bf16(const gtl__vit_infer *inf);
 /* images (B, 3, S, S) f32 -> out (B, F), F = feature_dim(which). B >= 1.
  * The first call for a batch size creates buffers and primitives; later
- * calls with that batch size (or smaller) allocate nothing. */
+ * calls with a batch size seen before allocate nothing. */
 gtl_status gtl__vit_infer_run(gtl__vit_infer *inf, const float *images, int64_t batch, int which,
                               float *out);
 /* Profiling: when on, each run adds the wall time of each op kind (ms). */

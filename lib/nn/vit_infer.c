@@ -413,6 +413,18 @@ void gtl__vit_infer_destroy(gtl__vit_infer *inf)
     gtl__free(inf);
 }
 
+size_t gtl__vit_infer_weight_bytes(const gtl__vit_infer *inf)
+{
+    size_t n = 0;
+    for (int64_t i = 0; i < inf->n_w; i++) {
+        int kind = i >= 4 * inf->vit->cfg.layers ? (int)(LIN_PATCH + i - 4 * inf->vit->cfg.layers)
+                                                 : (int)(i % 4);
+        if (inf->w_owned[i])
+            n += dnnl_memory_desc_get_size(&inf->wmd[kind]);
+    }
+    return n;
+}
+
 bool gtl__vit_infer_uses_bf16(const gtl__vit_infer *inf)
 {
     return inf != NULL && inf->bf16;
