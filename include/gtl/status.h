@@ -75,8 +75,11 @@ GTL_API const char *gtl_strerror(gtl_status status);
  * Returns the detail message of the last failed libgtl call on this thread.
  *
  * The message is one sentence naming the argument or file at fault, for
- * example "gtl_set_num_threads: n_threads must be >= 1 (got 0)". After a
- * successful call it is the empty string; it is never NULL.
+ * example "gtl_set_num_threads: n_threads must be in [1, 4096] (got 0)". Every
+ * function that returns a ::gtl_status clears it on entry, so after such a call
+ * succeeds it is the empty string. gtl_strerror(), gtl_last_error() and the
+ * version functions leave it alone, so both may be passed to one printf in any
+ * order. It is never NULL.
  *
  * @return a thread-local string; never NULL. This call cannot fail.
  *
