@@ -15,8 +15,8 @@ The library is found, in order:
 4. ``ctypes.util.find_library("gtl")``, then ``libgtl.so.0`` by the dynamic
    loader's own search (LD_LIBRARY_PATH, ldconfig cache).
 
-At import the major and minor version of the loaded library must equal
-:data:`BINDINGS_VERSION` (the bindings declare exactly that version's
+At import the major and minor version of the loaded library must equal those
+of :data:`BINDINGS_VERSION` (the bindings declare exactly that version's
 functions); a mismatch raises ImportError naming both versions.
 """
 
@@ -27,7 +27,9 @@ import os
 from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64,
                     c_size_t, c_uint32, c_uint64, c_void_p)
 
-#: major * 100 + minor of the C API these bindings were written for (0.1).
+#: The C API these bindings were written for, as a GTL_VERSION_NUMBER with patch 0
+#: (0.1 -> 100). The loaded library must match it in major and minor version
+#: (gtl_version_number() // 100 == BINDINGS_VERSION // 100); any patch is accepted.
 BINDINGS_VERSION = 100
 
 # ---- callback types (typedefs of the headers) ----
@@ -182,11 +184,12 @@ _declare("gtl_version_number")
 _declare("gtl_version_string")
 #: the loaded library's version as major * 10000 + minor * 100 + patch.
 library_version = int(gtl_version_number())  # noqa: F821 (declared just above)
-if library_version // 100 != BINDINGS_VERSION:
+if library_version // 100 != BINDINGS_VERSION // 100:
     raise ImportError(
         f"gtl: the library at {path} is version {gtl_version_string().decode()} "  # noqa: F821
-        f"({library_version}); these bindings are for {BINDINGS_VERSION // 100}."
-        f"{BINDINGS_VERSION % 100}.x ({BINDINGS_VERSION * 100})")
+        f"(GTL_VERSION_NUMBER {library_version}); these bindings are for "
+        f"{BINDINGS_VERSION // 10000}.{BINDINGS_VERSION // 100 % 100}.x "
+        f"(GTL_VERSION_NUMBER {BINDINGS_VERSION}..{BINDINGS_VERSION + 99})")
 for _name in FUNCTIONS:
     if _name not in ("gtl_version_number", "gtl_version_string"):
         _declare(_name)
