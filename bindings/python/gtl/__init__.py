@@ -30,7 +30,7 @@ __all__ = [
     "Status", "GtlError", "InvalidArgument", "OutOfMemory", "BadState", "GtlIOError",
     "FormatError", "BackendError", "Unsupported", "NumericError", "Cancelled", "InternalError",
     "Modality", "ModelParam", "OptimKind", "OptimParam", "Stage", "Stat", "Latent", "LogLevel",
-    "STAT_COUNT", "MODALITY_ALL", "NO_PAIR", "modality_mask",
+    "STAT_COUNT", "MODALITY_ALL", "NO_PAIR", "OPTIM_MAX_MILESTONES", "modality_mask",
     "Dataset", "Episode", "Optimizer", "Model",
     "version", "version_number", "build_info", "set_num_threads", "num_threads",
     "cpu_has_bf16", "memory_in_use", "set_log_callback", "strerror", "last_error",
@@ -167,6 +167,8 @@ STAT_COUNT = 10
 MODALITY_ALL = 0xFFFFFFFF
 #: GTL_NO_PAIR: the pair id of a sample related to no other.
 NO_PAIR = -1
+#: GTL_OPTIM_MAX_MILESTONES: the most decay milestones an optimizer holds.
+OPTIM_MAX_MILESTONES = 64
 
 _OPTIM_INT_KEYS = frozenset({OptimParam.NESTEROV, OptimParam.WARMUP_STEPS})
 
@@ -746,10 +748,9 @@ class Optimizer(_Handle):
     @property
     def milestones(self):
         """Steps at which the learning rate is multiplied by DECAY_GAMMA (int64 array)."""
+        n = c_size_t()
+        out = np.zeros(OPTIM_MAX_MILESTONES, np.int64)
         with self._guard:
-            n = c_size_t()
-            _check(_lib.gtl_optimizer_get_milestones(self._handle(), None, 0, byref(n)))
-            out = np.zeros(max(n.value, 1), np.int64)
             _check(_lib.gtl_optimizer_get_milestones(self._handle(), _ptr(out, _pi64), len(out),
                                                      byref(n)))
         return out[:n.value].copy()
