@@ -178,3 +178,50 @@ def test_optimizer_reset(rng):
         assert opt.num_steps == 1
         opt.reset()
         assert opt.num_steps == 0
+
+
+# ---- checkpoints ----
+
+def test_save_load_round_trip(tmp_path, rng, base):
+    x, y, _ = blobs(rng, 4, 4)
+    path = tmp_path / "m.gtl"
+    with make_model() as m, gtl.Optimizer(lr=2e-3) as opt:
+        small_batches(m)
+        m.train_stage(opt, gtl.Stage.B1, base, 1)
+        m.set_stage(gtl.Stage.B2, 4)
+        m.train_step(opt2 := gtl.Optimizer(), x, y)
+        m.save(path, opt2)
+        m.save(str(tmp_path / "plain.gtl"))
+        with gtl.Model.load(tmp_path / "plain.gtl") as m1:
+            np.testing.assert_array_equal(m1.predict(x)[1], m.predict(x)[1])
+        m2, o2 = gtl.Model.load_checkpoint(path)
+        with m2, o2:
+            assert o2 is not None and o2.kind is None and o2.num_steps == 1
+            assert m2.num_classes == 4 and m2.feature_dim == F
+            np.testing.assert_array_equal(m2.predict(x)[1], m.predict(x)[1])
+            np.testing.assert_array_equal(m2.latent(x), m.latent(x))
+            # resuming continues exactly as the original
+            s1 = m.train_step(opt2, x, y)
+            s2 = m2.train_step(o2, x, y)
+            assert s1 == s2
+            for name in m.tensor_names:
+                np.testing.assert_array_equal(m2.get_tensor(name), m.get_tensor(name))
+        opt2.close()
+
+
+def test_checkpoint_errors(tmp_path, rng):
+    with pytest.raises(gtl.GtlIOError) as e:
+        gtl.Model.load(tmp_path / "missing.gtl")
+    assert e.value.status == gtl.Status.IO
+    junk = tmp_path / "junk.gtl"
+    junk.write_bytes(b"not a checkpoint" * 8)
+    with pytest.raises(gtl.FormatError):
+        gtl.Model.load(junk)
+    with make_model() as m:
+        with pytest.raises(gtl.BadState, match="not initialised"):
+            m.save(tmp_path / "x.gtl")
+        m.set_stage(gtl.Stage.B1)
+        m.forward_backward(rng.standard_normal((4, F)))
+        with pytest.raises(gtl.BadState):
+            m.save(tmp_path / "x.gtl")          # gradients pending
+    assert not (tmp_path / "x.gtl").exists()

@@ -18,6 +18,7 @@ See docs/python.md for the class map, errors, threads and memory.
 """
 
 import enum
+import os
 import threading
 from ctypes import byref, c_char_p, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
     c_void_p, create_string_buffer, POINTER
@@ -708,6 +709,7 @@ class Optimizer(_Handle):
 
     @property
     def kind(self):
+        """The OptimKind, or None for an optimizer loaded from a checkpoint."""
         return self._kind
 
     @staticmethod
@@ -787,8 +789,10 @@ class Optimizer(_Handle):
             _check(_lib.gtl_optimizer_reset(self._handle()))
 
     def __repr__(self):
-        return "<gtl.Optimizer closed>" if self.closed else \
-            f"<gtl.Optimizer {self._kind.name} lr={self.lr:g} steps={self.num_steps}>"
+        if self.closed:
+            return "<gtl.Optimizer closed>"
+        kind = self._kind.name if self._kind is not None else "loaded"
+        return f"<gtl.Optimizer {kind} lr={self.lr:g} steps={self.num_steps}>"
 
 
 def _optim_property(key):
@@ -1023,6 +1027,46 @@ class Model(_Handle):
     def tensors(self, grad=False):
         """All tensors as a dict {name: flat float32 array}."""
         return {self.tensor_info(i)[0]: self.get_tensor(i, grad) for i in range(self.num_tensors)}
+
+    # ---- checkpoints ----
+
+    def save(self, path, optimizer=None):
+        """Writes the model (weights, statistics, classifier, RNG, stage) and, if
+        given, the optimizer's settings and state to one checkpoint file,
+        atomically. BadState while gradients are pending."""
+        with self._guard:
+            if optimizer is None:
+                _check(_lib.gtl_model_save(self._handle(), None, os.fsencode(path)))
+                return
+            with optimizer._guard:
+                _check(_lib.gtl_model_save(self._handle(), optimizer._handle(),
+                                           os.fsencode(path)))
+
+    @classmethod
+    def load_checkpoint(cls, path):
+        """(Model, Optimizer or None) from a file written by save()."""
+        hm, ho = c_void_p(), c_void_p()
+        _check(_lib.gtl_model_load(os.fsencode(path), byref(hm), byref(ho)))
+        model = cls.__new__(cls)
+        model._h = hm.value
+        model._guard = _Guard("Model")
+        opt = None
+        if ho.value:
+            opt = Optimizer.__new__(Optimizer)
+            opt._h = ho.value
+            opt._kind = None            # the C API has no getter for the kind
+            opt._guard = _Guard("Optimizer")
+        return model, opt
+
+    @classmethod
+    def load(cls, path):
+        """A Model from a file written by save() (a saved optimizer is ignored)."""
+        hm = c_void_p()
+        _check(_lib.gtl_model_load(os.fsencode(path), byref(hm), None))
+        model = cls.__new__(cls)
+        model._h = hm.value
+        model._guard = _Guard("Model")
+        return model
 
     # ---- training ----
 

@@ -107,6 +107,8 @@ FUNCTIONS = {
     "gtl_model_tensor_info": (_status, [_handle, c_int64, c_char_p, c_size_t, _pi64, _pi32]),
     "gtl_model_tensor_get": (_status, [_handle, c_int64, c_int32, _pf, c_size_t]),
     "gtl_model_tensor_set": (_status, [_handle, c_int64, _pf, c_size_t]),
+    "gtl_model_save": (_status, [_handle, _handle, c_char_p]),
+    "gtl_model_load": (_status, [c_char_p, _handle_out, _handle_out]),
     # optim.h
     "gtl_optimizer_create": (_status, [_enum, _handle_out]),
     "gtl_optimizer_destroy": (None, [_handle]),
