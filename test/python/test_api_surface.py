@@ -15,8 +15,8 @@ from gtl import _lib
 from conftest import ROOT
 
 HEADER_DIR = os.path.join(ROOT, "include", "gtl")
-PROTO = re.compile(r"GTL_API\s+(?:GTL_DEPRECATED\([^)]*\)\s*)?([^;{]*?)\b(gtl_\w+)\s*\(([^)]*)\)\s*;",
-                   re.S)
+PROTO = re.compile(r"GTL_API\s+(?:GTL_DEPRECATED\([^)]*\)\s*)?"
+                   r"([^;{]*?)\b(gtl_\w+)\s*\(([^)]*)\)\s*;", re.S)
 
 
 def header_prototypes():

@@ -20,7 +20,7 @@ See docs/python.md for the class map, errors, threads and memory.
 import enum
 import os
 import threading
-from ctypes import byref, c_char_p, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
+from ctypes import byref, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
     c_void_p, create_string_buffer, POINTER
 
 import numpy as np

@@ -180,15 +180,16 @@ def _declare(name):
     f.restype = restype
     f.argtypes = argtypes
     globals()[name] = f
+    return f
 
 
-_declare("gtl_version_number")
-_declare("gtl_version_string")
+_version_number = _declare("gtl_version_number")
+_version_string = _declare("gtl_version_string")
 #: the loaded library's version as major * 10000 + minor * 100 + patch.
-library_version = int(gtl_version_number())  # noqa: F821 (declared just above)
+library_version = int(_version_number())
 if library_version // 100 != BINDINGS_VERSION // 100:
     raise ImportError(
-        f"gtl: the library at {path} is version {gtl_version_string().decode()} "  # noqa: F821
+        f"gtl: the library at {path} is version {_version_string().decode()} "
         f"(GTL_VERSION_NUMBER {library_version}); these bindings are for "
         f"{BINDINGS_VERSION // 10000}.{BINDINGS_VERSION // 100 % 100}.x "
         f"(GTL_VERSION_NUMBER {BINDINGS_VERSION}..{BINDINGS_VERSION + 99})")
