@@ -92,6 +92,41 @@ def test_keyboard_interrupt_in_callback_cancels(base):
         assert opt.num_steps == 1
 
 
+CTRL_C = r"""
+import os, signal, sys, threading
+sys.path[:0] = sys.argv[1:3]
+import numpy as np, gtl
+from conftest import make_model, blobs, F
+x, y, _ = blobs(np.random.default_rng(0), 4, 50)
+with make_model() as m, gtl.Optimizer() as opt, gtl.Dataset(F, x, y) as ds:
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        m.train_stage(opt, gtl.Stage.B1, ds, 100000,
+                      progress=None if sys.argv[3] == "none" else (lambda *a: None))
+        print("NOT INTERRUPTED")
+    except KeyboardInterrupt:
+        print("INTERRUPTED", opt.num_steps > 0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    m.predict(x[:2])
+    print("USABLE")
+"""
+
+
+@pytest.mark.parametrize("callback", ["none", "lambda"])
+def test_ctrl_c_cancels_cleanly(callback):
+    """SIGINT during a long stage raises KeyboardInterrupt after the C call has
+    returned (not 'Exception ignored in ctypes callback'), with the model usable."""
+    import os
+    import subprocess
+    import sys
+    from conftest import ROOT
+    here = os.path.dirname(os.path.abspath(__file__))
+    res = subprocess.run([sys.executable, "-c", CTRL_C, os.path.join(ROOT, "bindings", "python"),
+                          here, callback], capture_output=True, text=True, timeout=300)
+    assert "INTERRUPTED True" in res.stdout and "USABLE" in res.stdout, res.stdout + res.stderr
+    assert "Exception ignored" not in res.stderr, res.stderr
+
+
 def test_train_stage_errors(base, rng):
     with make_model() as m, gtl.Optimizer() as opt:
         with pytest.raises(gtl.InvalidArgument, match="epochs"):

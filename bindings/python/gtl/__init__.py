@@ -19,6 +19,7 @@ See docs/python.md for the class map, errors, threads and memory.
 
 import enum
 import os
+import signal
 import threading
 from ctypes import byref, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
     c_void_p, create_string_buffer, POINTER
@@ -820,18 +821,41 @@ class _Progress:
     The callable gets (stage: Stage, step, n_steps, stats: dict) and returns a
     true value to stop. An exception in it cancels the C call (which then
     returns CANCELLED with the model consistent) and is re-raised afterwards.
-    The trampoline is installed even without a callable, so that Ctrl-C
-    (KeyboardInterrupt, delivered when Python code runs) also cancels cleanly
-    at the next step.
+
+    Ctrl-C: a KeyboardInterrupt raised by Python's default SIGINT handler
+    could surface at the entry of the trampoline, outside any try block, where
+    ctypes would only print it. So, on the main thread and while the default
+    handler is installed, the call runs under a handler that just records the
+    signal; the trampoline (installed even without a callable) then cancels
+    at the end of the current step and KeyboardInterrupt is raised afterwards.
     """
 
     def __init__(self, fn):
         self.fn = fn
         self.exc = None
+        self.interrupted = False
+        self._old_handler = None
         self.cfn = _lib.gtl_progress_fn(self._call)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+            self._old_handler = None
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.interrupted = True
 
     def _call(self, _ud, stage, step, n_steps, stats):
         try:
+            if self.interrupted:
+                return 1
             if self.fn is None:
                 return 0
             buf = np.ctypeslib.as_array(stats, (STAT_COUNT,)).copy()
@@ -844,6 +868,8 @@ class _Progress:
         if self.exc is not None:
             exc, self.exc = self.exc, None
             raise exc
+        if self.interrupted:
+            raise KeyboardInterrupt
         _check(status)
 
 
@@ -1118,8 +1144,7 @@ class Model(_Handle):
         exception it raises stops it and is re-raised here. Either way every
         completed step has been applied.
         """
-        p = _Progress(progress)
-        with self._guard, optimizer._guard:
+        with _Progress(progress) as p, self._guard, optimizer._guard:
             st = _lib.gtl_model_train_stage(self._handle(), optimizer._handle(),
                                             int(Stage(stage)), dataset._handle(), int(epochs),
                                             p.cfn, None)
@@ -1128,8 +1153,7 @@ class Model(_Handle):
     def adapt(self, support, progress=None):
         """Adapts to the support set's C classes (stages N1 then N2 with the model's
         N1/N2 settings); progress as for train_stage()."""
-        p = _Progress(progress)
-        with self._guard:
+        with _Progress(progress) as p, self._guard:
             st = _lib.gtl_adapt(self._handle(), support._handle(), p.cfn, None)
         p.finish(st)
 
