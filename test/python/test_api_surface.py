@@ -19,10 +19,11 @@ PROTO = re.compile(r"GTL_API\s+(?:GTL_DEPRECATED\([^)]*\)\s*)?"
                    r"([^;{]*?)\b(gtl_\w+)\s*\(([^)]*)\)\s*;", re.S)
 
 
-def header_prototypes():
-    """{name: (return type, [parameter declarations])} of every GTL_API prototype."""
+def header_prototypes(files=None):
+    """{name: (return type, [parameter declarations])} of every GTL_API prototype
+    in include/gtl/*.h (or in the given header files)."""
     out = {}
-    for fn in sorted(os.listdir(HEADER_DIR)):
+    for fn in sorted(files or os.listdir(HEADER_DIR)):
         if not fn.endswith(".h"):
             continue
         with open(os.path.join(HEADER_DIR, fn)) as f:
@@ -63,11 +64,37 @@ def test_only_gtl_symbols_exported():
     assert {n for n in exported_symbols() if not n.startswith("gtl_")} == set()
 
 
+# Headers published as a contract before their implementation lands: their
+# functions are in include/gtl but not yet exported, so they cannot be bound
+# (declaring them would fail the import). The test below fails as soon as the
+# library exports one of them, or the header changes, so the bindings follow.
+NOT_YET_IMPLEMENTED_HEADERS = {"backbone.h"}
+
+
+def pending_prototypes():
+    out = {}
+    for h in NOT_YET_IMPLEMENTED_HEADERS:
+        if os.path.exists(os.path.join(HEADER_DIR, h)):
+            out.update(header_prototypes([h]))
+    return out
+
+
 def test_header_prototypes_equal_declared():
     protos = header_prototypes()
+    pending = set(pending_prototypes())
     assert len(protos) > 50
-    assert set(protos) - set(_lib.FUNCTIONS) == set(), "in the headers but not in _lib.py"
+    assert set(protos) - set(_lib.FUNCTIONS) - pending == set(), \
+        "in the headers but not in _lib.py"
     assert set(_lib.FUNCTIONS) - set(protos) == set(), "in _lib.py but not in the headers"
+
+
+def test_pending_headers_not_yet_exported():
+    """Functions of not-yet-implemented headers: once exported, bind them and
+    remove the header from NOT_YET_IMPLEMENTED_HEADERS."""
+    exported = exported_symbols()
+    assert set(pending_prototypes()) & exported == set(), \
+        "now exported by libgtl.so: bind them in _lib.py"
+    assert set(pending_prototypes()) & set(_lib.FUNCTIONS) == set()
 
 
 # C parameter/return type text -> the ctypes type _lib.py must use for it.
@@ -114,7 +141,7 @@ def expected_ctype(decl, is_return=False):
     return t
 
 
-@pytest.mark.parametrize("name", sorted(header_prototypes()))
+@pytest.mark.parametrize("name", sorted(set(header_prototypes()) - set(pending_prototypes())))
 def test_signature_matches_header(name):
     ret, params = header_prototypes()[name]
     restype, argtypes = _lib.FUNCTIONS[name]
