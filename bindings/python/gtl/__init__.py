@@ -710,7 +710,12 @@ class Optimizer(_Handle):
 
     @property
     def kind(self):
-        """The OptimKind, or None for an optimizer loaded from a checkpoint."""
+        """The OptimKind the optimizer was created (or saved) with."""
+        if self._kind is None:
+            k = c_int32()
+            with self._guard:
+                _check(_lib.gtl_optimizer_kind(self._handle(), byref(k)))
+            self._kind = OptimKind(k.value)
         return self._kind
 
     @staticmethod
@@ -1080,7 +1085,7 @@ class Model(_Handle):
         if ho.value:
             opt = Optimizer.__new__(Optimizer)
             opt._h = ho.value
-            opt._kind = None            # the C API has no getter for the kind
+            opt._kind = None            # read lazily with gtl_optimizer_kind
             opt._guard = _Guard("Optimizer")
         return model, opt
 
