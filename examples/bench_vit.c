@@ -12,7 +12,8 @@
  *
  * Build only (not a test: it takes about a minute).
  * Usage: bench_vit [--no-torch] [--reps N]
- * Threads follow OMP_NUM_THREADS (default: all cores). */
+ * Threads follow OMP_NUM_THREADS (default: all cores); PyTorch gets the same
+ * count. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,11 +139,14 @@ typedef struct torch_result {
     double mm_gflops;
 } torch_result;
 
-static torch_result run_torch(void)
+static torch_result run_torch(int n_threads)
 {
     torch_result r;
     memset(&r, 0, sizeof r);
-    FILE *p = popen("/usr/bin/python3 " GTL_BENCH_VIT_TORCH_PY " 2>&1", "r");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "GTL_BENCH_TORCH_THREADS=%d /usr/bin/python3 "
+             GTL_BENCH_VIT_TORCH_PY " 2>&1", n_threads);
+    FILE *p = popen(cmd, "r");
     if (p == NULL)
         return r;
     char line[512];
@@ -279,12 +283,13 @@ int main(int argc, char **argv)
     }
 
     if (torch) {
-        printf("\nPyTorch 1.13 (same network, fp32, 2 threads; %s):\n", GTL_BENCH_VIT_TORCH_PY);
-        torch_result tr = run_torch();
+        printf("\nPyTorch 1.13 (same network, fp32, %d threads, best of runs; %s):\n",
+               (int)n_threads, GTL_BENCH_VIT_TORCH_PY);
+        torch_result tr = run_torch((int)n_threads);
         if (!tr.ok) {
             printf("  not available\n");
         } else {
-            printf("  torch matmul 197x768x3072: %.1f GFLOP/s\n", tr.mm_gflops);
+                printf("  torch matmul 197x768x3072: %.1f GFLOP/s\n", tr.mm_gflops);
             for (int i = 0; i < 2; i++)
                 printf("  B=%lld: torch %.1f ms/img, libgtl %.1f ms/img: libgtl %.2fx faster\n",
                        (long long)bs[i], tr.ms[i], ms[i], tr.ms[i] / ms[i]);
