@@ -35,7 +35,6 @@ import struct
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import zlib
 
@@ -83,7 +82,7 @@ SIG_INK = 0.25              # a fingerprint cell is "ink" above this mean covera
 DEFAULT_TWIN_DIST = 5       # near-twin threshold: Hamming distance of fingerprints (calibrated,
                             # docs/data.md: <= 5 colour-only or hair/ponytail details, 6-8 faces
                             # with different expressions and clock faces)
-BLANK_MAX_FRACTION = 0.001  # blank: at most this fraction of pixels is neither white nor transparent
+BLANK_MAX_FRACTION = 0.001  # blank: at most this fraction of pixels is neither white nor clear
 QUICK_CLASSES = 200
 STATE_VERSION = 1
 
@@ -245,7 +244,8 @@ def read_png(data):
         raise UnsupportedImage("PNG without IHDR")
     w, h, depth, colour, _, _, interlace = hdr
     if depth != 8 or colour not in PNG_CHANNELS or interlace != 0:
-        raise UnsupportedImage("PNG depth %d colour type %d interlace %d" % (depth, colour, interlace))
+        raise UnsupportedImage("PNG depth %d colour type %d interlace %d"
+                               % (depth, colour, interlace))
     bpp = PNG_CHANNELS[colour]
     stride = w * bpp
     raw = zlib.decompress(b"".join(idat))
@@ -563,6 +563,14 @@ def npm_registry(npm):
         return "the npm registry"
 
 
+def npm_error_summary(err):
+    """The informative lines of npm's error output (code and message, no stack or log path)."""
+    keep = [ln for ln in err.splitlines()
+            if ("error code" in ln or "FetchError" in ln or "getaddrinfo" in ln)
+            and " at " not in ln]
+    return "\n".join(keep[:2]) or (err.splitlines()[0] if err else "")
+
+
 def ensure_tarball(key, cache, args):
     """Pack one package into <cache>/npm/ unless a verified tarball is already there."""
     pkg = PACKAGES[key]
@@ -593,8 +601,8 @@ def ensure_tarball(key, cache, args):
                 "cannot reach the npm registry (%s) to fetch %s.\n%s\n"
                 "Check the network or proxy (npm config get registry / https_proxy), or copy "
                 "%s into %s by hand (it is verified against the pinned sha512 integrity)."
-                % (npm_registry(npm), pkg["spec"], err.splitlines()[-1] if err else "",
-                   pkg["tarball"], npm_dir))
+                % (npm_registry(npm), pkg["spec"], npm_error_summary(err), pkg["tarball"],
+                   npm_dir))
         raise PrepError("npm pack %s failed (exit %d):\n%s" % (pkg["spec"], r.returncode, err))
     try:
         reported = json.loads(r.stdout)[0]["integrity"]
@@ -712,7 +720,8 @@ def raster_job(job):
         sig = None
         if job["sketch"]:
             sig = "%x" % sketch_signature(w, h, ink_map(w, h, rgba))
-        return {"rendered": rendered, "analysed": True, "sha256": sha, "w": w, "h": h, "marked": marked,
+        return {"rendered": rendered, "analysed": True, "sha256": sha, "w": w, "h": h,
+                "marked": marked,
                 "blank": marked <= blank_limit(w, h), "sig": sig, "sketch": job["sketch"]}
     except (OSError, UnsupportedImage, zlib.error) as e:
         return {"error": "%s: %s" % (png, e)}
@@ -782,7 +791,8 @@ def run_prepare(args):
         n = extract_members(key, tarballs[key], cache, wanted)
         log("%-9s %d files needed, %d extracted" % (key, len(wanted), n))
 
-    with open(os.path.join(cache, "src", "openmoji", "data", "openmoji.json"), encoding="utf-8") as f:
+    meta_path = os.path.join(cache, "src", "openmoji", "data", "openmoji.json")
+    with open(meta_path, encoding="utf-8") as f:
         meta = {}
         for e in json.load(f):
             try:
@@ -885,23 +895,19 @@ def run_prepare(args):
     report["blank_images"] = blanks
     report["classes_all_four_styles"] = len(final)
 
-    # 5. sketch twins
+    # 4. sketch twins
     sigs = {c: int(stats[files[(c, "openmoji-black")]]["sig"], 16) for c in final}
     twins = group_twins(sigs, args.twin_dist)
     exact = group_twins(sigs, 0)
-    twin_of = {}
-    for gi, g in enumerate(twins):
-        for c in g:
-            twin_of[c] = gi
     exact_members = {c for g in exact for c in g}
 
-    # 6. splits
+    # 5. splits
     splits = make_splits(final, twins, seed=args.seed, base_fraction=args.base_fraction)
     splits["quick"] = bool(args.quick)
     splits["n_classes"] = len(final)
     splits["twin_groups_on_one_side"] = True
 
-    # 4. manifest
+    # 6. outputs: manifest, twins, splits, report
     class_id = {c: i for i, c in enumerate(final)}
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
