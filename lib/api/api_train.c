@@ -220,6 +220,16 @@ gtl_status gtl_model_apply(gtl_model *model, gtl_optimizer *optimizer, float *ou
             if (!isfinite(centers->grad[i]))
                 return gtl__error(GTL_STATUS_NUMERIC,
                                   "%s: non-finite center gradient; nothing changed", fn);
+    if (optimizer->bound &&
+        (optimizer->n_params != ps->n_params || optimizer->n_total != ps->n_total)) {
+        /* The stage trains other parameters than the optimizer's state
+         * describes (B1 -> B2, a classifier with another class count): as
+         * train.h promises, the optimizer is reset and binds to them. */
+        const gtl__optim_state none = {0, 0, 0, NULL, NULL, NULL};
+        gtl_status st = gtl__optim_set_state(optimizer, &none);
+        if (st != GTL_STATUS_OK)
+            return st;
+    }
     gtl__optim_group skip = {model->frozen_idx, model->n_frozen_idx, 1.0f, -1.0f, true};
     float norm = 0.0f;
     gtl_status st = gtl__optim_step(optimizer, ps, &skip, model->n_frozen_idx > 0 ? 1 : 0, &norm);
