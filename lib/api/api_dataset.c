@@ -100,6 +100,12 @@ gtl_status gtl_dataset_get(const gtl_dataset *dataset, int64_t index, float *dst
                            int64_t *out_pair_id)
 {
     gtl__clear_error();
+    if (out_label != NULL)
+        *out_label = 0;
+    if (out_modality != NULL)
+        *out_modality = 0;
+    if (out_pair_id != NULL)
+        *out_pair_id = 0;
     if (dataset == NULL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_dataset_get: dataset is NULL");
     if (index < 0 || index >= dataset->n)

@@ -111,12 +111,14 @@ gtl_status gtl_model_param_bounds(gtl_model_param key, double *out_lo, double *o
                                   int32_t *out_is_int)
 {
     gtl__clear_error();
-    if (out_lo == NULL || out_hi == NULL)
-        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds: NULL out pointer");
-    *out_lo = 0;
-    *out_hi = 0;
+    if (out_lo != NULL)
+        *out_lo = 0;
+    if (out_hi != NULL)
+        *out_hi = 0;
     if (out_is_int != NULL)
         *out_is_int = 0;
+    if (out_lo == NULL || out_hi == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds: NULL out pointer");
     if (!key_valid(key))
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds: unknown key %d",
                           (int)key);
