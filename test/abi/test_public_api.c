@@ -179,6 +179,8 @@ static gtl_status (*const p_optimizer_lr_at)(const gtl_optimizer *, int64_t,
                                              float *) = gtl_optimizer_lr_at;
 static gtl_status (*const p_optimizer_num_steps)(const gtl_optimizer *,
                                                  int64_t *) = gtl_optimizer_num_steps;
+static gtl_status (*const p_optimizer_kind)(const gtl_optimizer *,
+                                            gtl_optim_kind *) = gtl_optimizer_kind;
 
 /* model.h */
 static gtl_status (*const p_model_create)(gtl_model **) = gtl_model_create;
@@ -1066,6 +1068,16 @@ static void check_optimizer(void)
     CHECK(iv == 0);
     CHECK_FAIL(gtl_optimizer_num_steps(opt, NULL), GTL_STATUS_INVALID_ARG,
                "gtl_optimizer_num_steps");
+    {
+        gtl_optim_kind kind = GTL_OPTIM_SGD;
+        CHECK_OK(p_optimizer_kind(opt, &kind));
+        CHECK(kind == GTL_OPTIM_ADAM);
+        kind = GTL_OPTIM_SGD;
+        CHECK_FAIL(gtl_optimizer_kind(NULL, &kind), GTL_STATUS_INVALID_ARG,
+                   "gtl_optimizer_kind");
+        CHECK(kind == GTL_OPTIM_ADAM);
+        CHECK_FAIL(gtl_optimizer_kind(opt, NULL), GTL_STATUS_INVALID_ARG, "gtl_optimizer_kind");
+    }
     CHECK_OK(p_optimizer_reset(opt));
     CHECK_FAIL(gtl_optimizer_reset(NULL), GTL_STATUS_INVALID_ARG, "gtl_optimizer_reset");
     /* Reset keeps the settings. */
