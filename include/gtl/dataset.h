@@ -163,7 +163,8 @@ GTL_API gtl_status gtl_dataset_num_classes(const gtl_dataset *dataset, int64_t *
  * @param[out] out_modality the modality; may be NULL.
  * @param[out] out_pair_id  the pair id or ::GTL_NO_PAIR; may be NULL.
  * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL dataset, index out
- *         of range, dst_capacity < feature_dim; nothing is written).
+ *         of range, dst_capacity < feature_dim; nothing is written to @p dst,
+ *         and the other out parameters are zeroed).
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe with other read-only calls on the same dataset.

@@ -100,6 +100,12 @@ gtl_status gtl_dataset_get(const gtl_dataset *dataset, int64_t index, float *dst
                            int64_t *out_pair_id)
 {
     gtl__clear_error();
+    if (out_label != NULL)
+        *out_label = 0;
+    if (out_modality != NULL)
+        *out_modality = 0;
+    if (out_pair_id != NULL)
+        *out_pair_id = 0;
     if (dataset == NULL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_dataset_get: dataset is NULL");
     if (index < 0 || index >= dataset->n)
@@ -304,6 +310,16 @@ gtl_status gtl_episode_sample(gtl_episode *episode, const gtl_dataset *source, i
             max_cls = cnt;
     }
     int64_t per_sup = n_mod * k_shot;
+    /* Requests no draw can satisfy are refused before the scratch below is
+     * sized by them (n_way * per_sup entries: up to 2^37 for valid sizes). */
+    if (n_way > source->n_cls || per_sup + q_query > max_cls)
+        return gtl__error(GTL_STATUS_INVALID_ARG,
+                          "gtl_episode_sample: at most %lld of %lld classes can provide %lld "
+                          "support sample(s) per modality and %lld query sample(s); %lld "
+                          "requested",
+                          (long long)(per_sup + q_query > max_cls ? 0 : source->n_cls),
+                          (long long)source->n_cls, (long long)k_shot, (long long)q_query,
+                          (long long)n_way);
     gtl_status st = GTL_STATUS_OUT_OF_MEMORY;
     ep_scratch s = {0};
     gtl_dataset *sup = NULL, *qry = NULL;

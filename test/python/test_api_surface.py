@@ -132,9 +132,11 @@ def expected_ctype(decl, is_return=False):
         return _CALLBACKS[base]
     if base in _HANDLES:
         return {1: ctypes.c_void_p, 2: ctypes.POINTER(ctypes.c_void_p)}[stars]
-    if base == "gtl_status" or base.startswith("gtl_"):    # enums
-        assert stars == 0, decl
-        return ctypes.c_int
+    if base == "gtl_status" or base.startswith("gtl_"):    # enums (C int)
+        t = ctypes.c_int
+        for _ in range(stars):
+            t = ctypes.POINTER(t)
+        return t
     t = _SCALARS[base]
     for _ in range(stars):
         t = ctypes.POINTER(t)

@@ -231,7 +231,7 @@ def test_save_load_round_trip(tmp_path, rng, base):
             np.testing.assert_array_equal(m1.predict(x)[1], m.predict(x)[1])
         m2, o2 = gtl.Model.load_checkpoint(path)
         with m2, o2:
-            assert o2 is not None and o2.kind is None and o2.num_steps == 1
+            assert o2 is not None and o2.kind == gtl.OptimKind.ADAM and o2.num_steps == 1
             assert m2.num_classes == 4 and m2.feature_dim == F
             np.testing.assert_array_equal(m2.predict(x)[1], m.predict(x)[1])
             np.testing.assert_array_equal(m2.latent(x), m.latent(x))

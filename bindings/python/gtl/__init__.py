@@ -21,7 +21,7 @@ import enum
 import os
 import signal
 import threading
-from ctypes import byref, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
+from ctypes import byref, c_int, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
     c_void_p, create_string_buffer, POINTER
 
 import numpy as np
@@ -712,7 +712,7 @@ class Optimizer(_Handle):
     def kind(self):
         """The OptimKind the optimizer was created (or saved) with."""
         if self._kind is None:
-            k = c_int32()
+            k = c_int()
             with self._guard:
                 _check(_lib.gtl_optimizer_kind(self._handle(), byref(k)))
             self._kind = OptimKind(k.value)

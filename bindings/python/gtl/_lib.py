@@ -113,7 +113,7 @@ FUNCTIONS = {
     "gtl_optimizer_create": (_status, [_enum, _handle_out]),
     "gtl_optimizer_destroy": (None, [_handle]),
     "gtl_optimizer_reset": (_status, [_handle]),
-    "gtl_optimizer_kind": (_status, [_handle, _pi32]),
+    "gtl_optimizer_kind": (_status, [_handle, POINTER(c_int)]),
     "gtl_optimizer_set_f32": (_status, [_handle, _enum, c_float]),
     "gtl_optimizer_get_f32": (_status, [_handle, _enum, _pf]),
     "gtl_optimizer_set_i64": (_status, [_handle, _enum, c_int64]),
