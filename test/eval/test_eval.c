@@ -723,8 +723,10 @@ static gtl_model *small_pretrained(const gtl_dataset *base, int64_t F)
     OK(gtl_model_set_i64(m, GTL_MODEL_CONCEPT_DIM, 8));
     OK(gtl_model_set_i64(m, GTL_MODEL_DISTURBANCE_DIM, 4));
     OK(gtl_model_set_i64(m, GTL_MODEL_NUM_DOMAINS, 4));
-    OK(gtl_model_set_i64(m, GTL_MODEL_N1_EPOCHS, 2));
-    OK(gtl_model_set_i64(m, GTL_MODEL_N2_EPOCHS, 3));
+    OK(gtl_model_set_i64(m, GTL_MODEL_N1_EPOCHS, 4));
+    OK(gtl_model_set_i64(m, GTL_MODEL_N2_EPOCHS, 8));
+    OK(gtl_model_set_f32(m, GTL_MODEL_N1_LR, 1e-2f));
+    OK(gtl_model_set_f32(m, GTL_MODEL_N2_LR, 1e-2f));
     OK(gtl_model_set_i64(m, GTL_MODEL_WARMUP_EPOCHS, 0));
     gtl_optimizer *opt = NULL;
     OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
@@ -734,11 +736,32 @@ static gtl_model *small_pretrained(const gtl_dataset *base, int64_t F)
     return m;
 }
 
+/* GTL done by hand as a host method: clone, adapt, predict. */
+static gtl_status cb_host_gtl(void *ud, const gtl_dataset *support, const gtl_dataset *query,
+                              int64_t *out_pred)
+{
+    gtl_model *c = NULL;
+    int64_t n, F;
+    gtl_status st = gtl_model_clone(ud, &c);
+    if (st == GTL_STATUS_OK)
+        st = gtl_adapt(c, support, NULL, NULL);
+    gtl_dataset_size(query, &n);
+    gtl_dataset_feature_dim(query, &F);
+    float *x = malloc((size_t)(n * F) * sizeof(float));
+    for (int64_t i = 0; i < n && st == GTL_STATUS_OK; i++)
+        st = gtl_dataset_get(query, i, x + i * F, (size_t)F, NULL, NULL, NULL);
+    if (st == GTL_STATUS_OK)
+        st = gtl_model_predict(c, x, n, F, out_pred, NULL, 0);
+    free(x);
+    gtl_model_destroy(c);
+    return st;
+}
+
 static void test_model_clone_and_gtl_method(void **state)
 {
     (void)state;
     const int64_t F = 12;
-    gtl_dataset *base = make_source(4, 4, F, 0.5, 31), *novel = make_source(6, 5, F, 0.7, 32);
+    gtl_dataset *base = make_source(4, 4, F, 0.5, 31), *novel = make_source(6, 12, F, 1.5, 32);
     int64_t n_base;
     OK(gtl_dataset_remap_labels(base, NULL, 0, &n_base));
     gtl_model *m = small_pretrained(base, F);
@@ -753,32 +776,49 @@ static void test_model_clone_and_gtl_method(void **state)
     OK(gtl_model_predict(c, xb, 8, F, NULL, p2, 32));
     assert_memory_equal(p1, p2, sizeof p1);
 
-    gtl_evaluator *ev = make_ev(GTL_EVAL_GTL, 3, 2, 2, 3, 5);
+    gtl_evaluator *ev = make_ev(GTL_EVAL_GTL, 4, 1, 8, 3, 5);
     assert_int_equal(gtl_evaluator_run_episodic(ev, novel), GTL_STATUS_BAD_STATE);
     OK(gtl_evaluator_set_model(ev, m));
-    gtl_model_destroy(m); /* the evaluator holds its own copies */
     OK(gtl_evaluator_run_episodic(ev, novel));
+    /* The same episodes through a host callback doing clone + adapt + predict. */
+    gtl_evaluator *host = make_ev(GTL_EVAL_CALLBACK, 4, 1, 8, 3, 5);
+    OK(gtl_evaluator_set_callback(host, cb_host_gtl, m));
+    OK(gtl_evaluator_run_episodic(host, novel));
     int64_t n;
-    double *a1 = accs(ev, GTL_EVAL_TOTAL, &n);
-    assert_int_equal(n, 3);
-    /* Each episode starts from the pretrained copy: a second run and a
-     * replay of episode 2 alone give the same accuracies. */
+    double *a1[3], *a2[3], *a3[3];
+    for (int k = 0; k < 3; k++) {
+        a1[k] = accs(ev, (int32_t)k - 1, &n);
+        assert_int_equal(n, 3);
+        double *h = accs(host, (int32_t)k - 1, &n);
+        assert_memory_equal(a1[k], h, 3 * sizeof(double));
+        free(h);
+    }
+    gtl_evaluator_destroy(host);
+    gtl_model_destroy(m); /* the evaluator holds its own copies */
+    /* Each episode starts from the pretrained copy: a second run, and a
+     * replay of episode 2 alone, give the same accuracies (total, RGB, sketch). */
     OK(gtl_evaluator_run_episodic(ev, novel));
-    double *a2 = accs(ev, GTL_EVAL_TOTAL, &n);
-    assert_memory_equal(a1, a2, 3 * sizeof(double));
+    for (int k = 0; k < 3; k++)
+        a2[k] = accs(ev, (int32_t)k - 1, &n);
     size_t len;
     OK(gtl_evaluator_episode_list(ev, NULL, 0, &len));
     int64_t *list = malloc(len * sizeof(int64_t));
     OK(gtl_evaluator_episode_list(ev, list, len, &len));
     size_t per = len / 3; /* equal-size episodes */
     OK(gtl_evaluator_run_episode_list(ev, novel, list + 2 * per, per));
-    double *a3 = accs(ev, GTL_EVAL_TOTAL, &n);
-    assert_int_equal(n, 1);
-    assert_true(a3[0] == a1[2]);
-    printf("GTL (tiny model, 3 episodes 3-way 2-shot): %.3f %.3f %.3f\n", a1[0], a1[1], a1[2]);
-    free(a1);
-    free(a2);
-    free(a3);
+    for (int k = 0; k < 3; k++) {
+        a3[k] = accs(ev, (int32_t)k - 1, &n);
+        assert_int_equal(n, 1);
+        assert_memory_equal(a1[k], a2[k], 3 * sizeof(double));
+        assert_true(a3[k][0] == a1[k][2]);
+    }
+    printf("GTL (tiny model, 3 episodes 4-way 1-shot 8-query): %.3f %.3f %.3f\n", a1[0][0],
+           a1[0][1], a1[0][2]);
+    for (int k = 0; k < 3; k++) {
+        free(a1[k]);
+        free(a2[k]);
+        free(a3[k]);
+    }
     free(list);
     gtl_evaluator_destroy(ev);
     gtl_model_destroy(c);
