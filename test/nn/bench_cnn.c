@@ -105,6 +105,7 @@ int main(int argc, char **argv)
         double t1 = now_ms();
         CHECK(gtl__tape_backward(tape, loss));
         double t2 = now_ms();
+        float loss_v = loss->data[0]; /* before the tape is reset */
         /* Inference. */
         gtl__tape_reset(tape);
         tape->training = false;
@@ -120,7 +121,7 @@ int main(int argc, char **argv)
             ti[r] = t4 - t3;
         } else {
             printf("warm-up: step %.1f ms (primitive creation included), loss %.4f\n", t2 - t0,
-                   loss->data[0]);
+                   loss_v);
         }
     }
     report("train forward", tf, reps);

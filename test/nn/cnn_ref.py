@@ -24,6 +24,7 @@ and __metadata__ "config" = "S,w,stages,blocks,freeze".
 Run with Debian's /usr/bin/python3 (torch 1.13). Usage:
     cnn_ref.py --size S --width w --stages n --blocks b --batch B --seed N
                [--freeze k] --out FILE
+    cnn_ref.py --seed N --job S,w,stages,blocks,B,freeze,FILE [--job ...]
 """
 import argparse
 import json
@@ -109,21 +110,9 @@ def write_safetensors(path, tensors, metadata):
             f.write(a.tobytes())
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=16)
-    ap.add_argument("--width", type=int, default=4)
-    ap.add_argument("--stages", type=int, default=2)
-    ap.add_argument("--blocks", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--freeze", type=int, default=0)
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args()
-
-    torch.set_num_threads(2)
-    torch.manual_seed(a.seed)
-    model = ResNetSmall(a.width, a.stages, a.blocks)
+def generate(size, width, stages, blocks, batch, seed, freeze, out):
+    torch.manual_seed(seed)
+    model = ResNetSmall(width, stages, blocks)
     with torch.no_grad():
         for name, t in model.named_parameters():
             if t.dim() == 1:
@@ -133,10 +122,10 @@ def main():
                 t.copy_(0.3 * (2 * torch.rand_like(t) - 1))
             elif name.endswith("running_var"):
                 t.copy_(0.5 + torch.rand_like(t))
-    g = torch.Generator().manual_seed(a.seed + 1000)
-    x = torch.randn(a.batch, 3, a.size, a.size, generator=g)
-    f = a.width << (a.stages - 1)
-    r = torch.randn(a.batch, f, generator=g)
+    g = torch.Generator().manual_seed(seed + 1000)
+    x = torch.randn(batch, 3, size, size, generator=g)
+    f = width << (stages - 1)
+    r = torch.randn(batch, f, generator=g)
 
     state = [(n, t.detach().clone().numpy()) for n, t in model.state_dict().items()
              if not n.endswith("num_batches_tracked")]
@@ -148,9 +137,9 @@ def main():
     # Training mode; the stem and the first `freeze` stages frozen (eval BN).
     model.train()
     frozen = []
-    if a.freeze >= 1:
+    if freeze >= 1:
         frozen.append(model.stem)
-        frozen.extend(model.stages[i] for i in range(a.freeze))
+        frozen.extend(model.stages[i] for i in range(freeze))
     for mod in frozen:
         mod.eval()
         for p in mod.parameters():
@@ -168,8 +157,32 @@ def main():
     for n, t in model.named_buffers():
         if not n.endswith("num_batches_tracked"):
             tensors.append(("after." + n, t.numpy()))
-    cfg = (a.size, a.width, a.stages, a.blocks, a.freeze)
-    write_safetensors(a.out, tensors, {"config": ",".join(str(v) for v in cfg)})
+    cfg = (size, width, stages, blocks, freeze)
+    write_safetensors(out, tensors, {"config": ",".join(str(v) for v in cfg)})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--width", type=int, default=4)
+    ap.add_argument("--stages", type=int, default=2)
+    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--freeze", type=int, default=0)
+    ap.add_argument("--out", help="output file for the single config above")
+    ap.add_argument("--job", action="append", default=[],
+                    help="S,w,stages,blocks,B,freeze,FILE: one more file (repeatable; one "
+                         "torch start-up for all)")
+    a = ap.parse_args()
+
+    torch.set_num_threads(1)  # no OpenMP spinning on a shared machine
+    if a.out:
+        generate(a.size, a.width, a.stages, a.blocks, a.batch, a.seed, a.freeze, a.out)
+    for job in a.job:
+        v = job.split(",", 6)
+        size, width, stages, blocks, batch, freeze = (int(t) for t in v[:6])
+        generate(size, width, stages, blocks, batch, a.seed, freeze, v[6])
     return 0
 
 
