@@ -20,7 +20,8 @@ static const keydef keys[GTL__EVAL_NKEYS] = {
     [GTL_EVAL_K_SHOT] = {"k_shot", true, 1, 65536, 1},
     [GTL_EVAL_Q_QUERY] = {"q_query", true, 1, 65536, 15},
     [GTL_EVAL_EPISODES] = {"episodes", true, 1, 1e7, 600},
-    [GTL_EVAL_SEED] = {"seed", true, 0, 9.2e18, 0},
+    /* hi = 2^63, the double nearest INT64_MAX: every int64 >= 0 is a valid seed. */
+    [GTL_EVAL_SEED] = {"seed", true, 0, 9223372036854775807.0, 0},
     [GTL_EVAL_SUPPORT_MODALITIES] = {"support_modalities", true, 1, 4294967295.0, 3},
     [GTL_EVAL_QUERY_MODALITIES] = {"query_modalities", true, 1, 4294967295.0, 4294967295.0},
     [GTL_EVAL_ALL_WAY_REPEATS] = {"all_way_repeats", true, 1, 1e6, 1},
