@@ -2620,6 +2620,7 @@ static void check_evaluator_settings(void)
     CHECK(f == 0.01f);
 
     /* Ranges (each refusal keeps the value). */
+    int64_t v = -1;
     CHECK_OK(p_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 65536));
     CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 1));
     CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 0), GTL_STATUS_INVALID_ARG, "n_way");
@@ -2631,6 +2632,11 @@ static void check_evaluator_settings(void)
     CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_EPISODES, 0), GTL_STATUS_INVALID_ARG,
                "episodes");
     CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, -1), GTL_STATUS_INVALID_ARG, "seed");
+    /* Any seed >= 0 (eval.h), up to INT64_MAX. */
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, INT64_MAX));
+    CHECK_OK(gtl_evaluator_get_i64(ev, GTL_EVAL_SEED, &v));
+    CHECK(v == INT64_MAX);
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, 0));
     CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_SUPPORT_MODALITIES, 0), GTL_STATUS_INVALID_ARG,
                "support_modalities");
     CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_QUERY_MODALITIES, (int64_t)1 << 32),
@@ -2648,7 +2654,7 @@ static void check_evaluator_settings(void)
                "unknown key");
     CHECK_FAIL(gtl_evaluator_set_i64(NULL, GTL_EVAL_N_WAY, 5), GTL_STATUS_INVALID_ARG,
                "gtl_evaluator_set_i64");
-    int64_t v = -1;
+    v = -1;
     CHECK_OK(gtl_evaluator_get_i64(ev, GTL_EVAL_N_WAY, &v));
     CHECK(v == 1);
     CHECK_OK(gtl_evaluator_get_i64(ev, GTL_EVAL_PROBE_ITERS, &v));

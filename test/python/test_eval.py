@@ -231,6 +231,8 @@ def test_evaluator_settings(novel):
                                  "probe_iters": 100, "probe_l2": pytest.approx(0.01)}
         ev.n_way = 3
         ev.set("k_shot", 2)
+        ev.seed = 2**63 - 1                     # any int64 >= 0
+        assert ev.seed == 2**63 - 1
         ev.set(gtl.EvalParam.SEED, 7)
         ev.query_modalities = gtl.Modality.SKETCH
         ev.support_modalities = [gtl.Modality.RGB, gtl.Modality.DEPTH]
