@@ -361,6 +361,15 @@ gtl_status gtl_evaluator_set_progress(gtl_evaluator *evaluator, gtl_eval_progres
     return GTL_STATUS_OK;
 }
 
+/* The end of a successful run: a host callback may have left a message from a
+ * failed call of its own, but a successful public call clears the message. */
+static gtl_status run_done(gtl_status st)
+{
+    if (st == GTL_STATUS_OK)
+        gtl__clear_error();
+    return st;
+}
+
 /* Shared checks of the runners. */
 static gtl_status check_run(gtl_evaluator *ev, const gtl_dataset *src, const char *fn)
 {
@@ -387,7 +396,7 @@ gtl_status gtl_evaluator_run_episodic(gtl_evaluator *evaluator, const gtl_datase
     gtl_status st = check_run(evaluator, source, fn);
     if (st != GTL_STATUS_OK)
         return st;
-    return gtl__eval_run_episodic(evaluator, source, fn);
+    return run_done(gtl__eval_run_episodic(evaluator, source, fn));
 }
 
 gtl_status gtl_evaluator_run_all_way(gtl_evaluator *evaluator, const gtl_dataset *source)
@@ -397,7 +406,7 @@ gtl_status gtl_evaluator_run_all_way(gtl_evaluator *evaluator, const gtl_dataset
     gtl_status st = check_run(evaluator, source, fn);
     if (st != GTL_STATUS_OK)
         return st;
-    return gtl__eval_run_all_way(evaluator, source, fn);
+    return run_done(gtl__eval_run_all_way(evaluator, source, fn));
 }
 
 gtl_status gtl_evaluator_run_episode_list(gtl_evaluator *evaluator, const gtl_dataset *source,
@@ -410,7 +419,7 @@ gtl_status gtl_evaluator_run_episode_list(gtl_evaluator *evaluator, const gtl_da
         return st;
     if (list == NULL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: list is NULL", fn);
-    return gtl__eval_run_list(evaluator, source, list, n, fn);
+    return run_done(gtl__eval_run_list(evaluator, source, list, n, fn));
 }
 
 static gtl_status check_results(const gtl_evaluator *ev, int32_t modality, const char *fn)
