@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "gtl/export.h"
+#include "gtl/optim.h"
 #include "gtl/status.h"
 
 #ifdef __cplusplus
@@ -327,6 +328,53 @@ GTL_API gtl_status gtl_model_tensor_get(const gtl_model *model, int64_t index, i
  */
 GTL_API gtl_status gtl_model_tensor_set(gtl_model *model, int64_t index, const float *src,
                                         size_t n);
+
+/**
+ * Saves the model — configuration, every weight, batch-norm statistics, the
+ * current classifier, the random state, the stage and its step counter —
+ * and, if given, the optimizer's settings and state, to one checkpoint file
+ * (docs/checkpoint-format.md). Resuming from it continues bit-identically to
+ * an uninterrupted run. An adapted model saved this way predicts after
+ * loading with no support set.
+ *
+ * The file is written to a temporary name and renamed, so an existing file is
+ * replaced atomically or left untouched on failure.
+ *
+ * @param[in] model     the model (initialised).
+ * @param[in] optimizer an optimizer to save with it, or NULL.
+ * @param[in] path      the file to write.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model or path);
+ *         ::GTL_STATUS_BAD_STATE (model not initialised, or gradients
+ *         pending between gtl_model_forward_backward() and gtl_model_apply());
+ *         ::GTL_STATUS_IO (with the OS reason); ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: nothing is kept.
+ * Thread safety: not concurrently with calls that modify the model or optimizer.
+ */
+GTL_API gtl_status gtl_model_save(const gtl_model *model, const gtl_optimizer *optimizer,
+                                  const char *path);
+
+/**
+ * Loads a model saved by gtl_model_save(), and its optimizer if one was saved.
+ *
+ * The file is untrusted input: every field is bounds-checked and every tensor
+ * CRC-checked; a damaged or foreign file gives ::GTL_STATUS_FORMAT.
+ *
+ * @param[in]  path          the file.
+ * @param[out] out_model     the loaded model; NULL on failure.
+ * @param[out] out_optimizer the saved optimizer, or NULL when the file has
+ *                           none; pass NULL to ignore a saved optimizer.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL path or out_model);
+ *         ::GTL_STATUS_IO (missing or unreadable file); ::GTL_STATUS_FORMAT
+ *         (not a libgtl model file, corrupt, truncated, or inconsistent
+ *         shapes; the message names the field); ::GTL_STATUS_UNSUPPORTED (a
+ *         newer format version); ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: the caller destroys the model and the optimizer.
+ * Thread safety: safe.
+ */
+GTL_API gtl_status gtl_model_load(const char *path, gtl_model **out_model,
+                                  gtl_optimizer **out_optimizer);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,19 @@ static const keydef keys[GTL__MODEL_NKEYS] = {
     [GTL_MODEL_CLS_USE_MEAN] = {"CLS_USE_MEAN", true, false, false, 0, 1, 1},
 };
 
+const char *gtl__model_key_name(int key, bool *out_is_int)
+{
+    if (key < 0 || key >= GTL__MODEL_NKEYS || keys[key].name == NULL)
+        return NULL;
+    *out_is_int = keys[key].is_int;
+    return keys[key].name;
+}
+
+bool gtl__model_key_in_bounds(int key, double v)
+{
+    return v >= keys[key].lo && v <= keys[key].hi;
+}
+
 static bool key_valid(gtl_model_param key)
 {
     return (int)key >= 0 && (int)key < GTL__MODEL_NKEYS && keys[key].name != NULL;

@@ -30,5 +30,12 @@ struct gtl_model {
 };
 
 gtl_status gtl__model_ensure_init(gtl_model *model, const char *fn);
+/* The name of parameter key (NULL if unused) and whether it is an integer. */
+const char *gtl__model_key_name(int key, bool *out_is_int);
+bool gtl__model_key_in_bounds(int key, double v);
+/* Freezes the modules a stage does not train and binds its gradients,
+ * without touching the classifier or the counters (used by set_stage and by
+ * checkpoint loading). */
+gtl_status gtl__model_configure_stage(gtl_model *model, gtl_stage stage);
 
 #endif /* GTL__API_MODEL_H */

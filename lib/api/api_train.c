@@ -30,28 +30,11 @@ static gtl_status build_skip_group(gtl_model *m)
     return GTL_STATUS_OK;
 }
 
-gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_t n_classes)
+gtl_status gtl__model_configure_stage(gtl_model *model, gtl_stage stage)
 {
-    gtl__clear_error();
-    if (model == NULL)
-        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_set_stage: model is NULL");
-    if ((int)stage < GTL_STAGE_B1 || (int)stage > GTL_STAGE_N2)
-        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_set_stage: unknown stage %d",
-                          (int)stage);
-    bool cls_stage = stage == GTL_STAGE_B2 || stage == GTL_STAGE_N2;
-    if (cls_stage && (n_classes < 1 || n_classes > ((int64_t)1 << 20)))
-        return gtl__error(GTL_STATUS_INVALID_ARG,
-                          "gtl_model_set_stage: stage %s needs n_classes >= 1 (got %lld)",
-                          stage_name(stage), (long long)n_classes);
-    gtl_status st = gtl__model_ensure_init(model, "gtl_model_set_stage");
-    if (st != GTL_STATUS_OK)
-        return st;
     gtl__head *h = &model->head;
-    if (cls_stage) {
-        st = gtl__head_reset_classifier(h, n_classes, &model->rng);
-        if (st != GTL_STATUS_OK)
-            return st;
-    }
+    bool cls_stage = stage == GTL_STAGE_B2 || stage == GTL_STAGE_N2;
+    gtl_status st;
     bool est = h->cfg.estimator;
     bool fr[GTL__MOD_COUNT];
     switch (stage) {
@@ -83,6 +66,34 @@ gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_t n_clas
     if (st != GTL_STATUS_OK)
         return st;
     gtl__paramset_zero_grad(model->active);
+    return GTL_STATUS_OK;
+}
+
+gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_t n_classes)
+{
+    gtl__clear_error();
+    if (model == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_set_stage: model is NULL");
+    if ((int)stage < GTL_STAGE_B1 || (int)stage > GTL_STAGE_N2)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_set_stage: unknown stage %d",
+                          (int)stage);
+    bool cls_stage = stage == GTL_STAGE_B2 || stage == GTL_STAGE_N2;
+    if (cls_stage && (n_classes < 1 || n_classes > ((int64_t)1 << 20)))
+        return gtl__error(GTL_STATUS_INVALID_ARG,
+                          "gtl_model_set_stage: stage %s needs n_classes >= 1 (got %lld)",
+                          stage_name(stage), (long long)n_classes);
+    gtl_status st = gtl__model_ensure_init(model, "gtl_model_set_stage");
+    if (st != GTL_STATUS_OK)
+        return st;
+    gtl__head *h = &model->head;
+    if (cls_stage) {
+        st = gtl__head_reset_classifier(h, n_classes, &model->rng);
+        if (st != GTL_STATUS_OK)
+            return st;
+    }
+    st = gtl__model_configure_stage(model, stage);
+    if (st != GTL_STATUS_OK)
+        return st;
     model->stage = stage;
     model->stage_step = 0;
     model->grads_pending = false;

@@ -154,6 +154,21 @@ gtl_status gtl__op_conv2d(gtl__tape *tape, gtl__tensor *src, gtl__tensor *weight
                           gtl__tensor *bias, int64_t stride_h, int64_t stride_w, int64_t pad_h,
                           int64_t pad_w, gtl__tensor **out);
 
+/* ==== op_conv.c: pooling ================================================= */
+
+/* src (N, C, H, W) -> dst (N, C, OH, OW), OH = (H + 2*pad_h - kh) / stride_h + 1
+ * (floor, as PyTorch with ceil_mode off). kh, kw, strides >= 1;
+ * 0 <= pad < kernel. Max pooling ignores the padding (-inf); average pooling
+ * divides by the number of real (non-padding) elements in each window. */
+gtl_status gtl__op_maxpool2d(gtl__tape *tape, gtl__tensor *src, int64_t kh, int64_t kw,
+                             int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                             gtl__tensor **out);
+gtl_status gtl__op_avgpool2d(gtl__tape *tape, gtl__tensor *src, int64_t kh, int64_t kw,
+                             int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                             gtl__tensor **out);
+/* Mean over H and W: src (N, C, H, W) -> dst (N, C). */
+gtl_status gtl__op_global_avgpool(gtl__tape *tape, gtl__tensor *src, gtl__tensor **out);
+
 /* ==== op_sparse.c: sparsemax ============================================= */
 
 /* Sparsemax over the last dim (Martins & Astudillo 2016): the Euclidean
