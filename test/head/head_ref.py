@@ -110,8 +110,8 @@ class Head:
     def __init__(self, cfg, params, dtype, bn_state=None):
         self.c = cfg
         self.dtype = dtype
-        self.p = {k: torch.tensor(v, dtype=dtype).reshape(self.shape(k)).requires_grad_(True)
-                  for k, v in params.items() if k in BODY + CLS}
+        self.p = {k: torch.tensor(v, dtype=dtype).reshape(self.shape(k, len(v)))
+                  .requires_grad_(True) for k, v in params.items() if k in BODY + CLS}
         if bn_state is None:
             H, F = cfg["H"], cfg["F"]
             bn_state = {}
@@ -119,9 +119,10 @@ class Head:
                 bn_state[layer] = [torch.zeros(width, dtype=dtype), torch.ones(width, dtype=dtype)]
         self.bn = bn_state
 
-    def shape(self, name):
+    def shape(self, name, numel):
         c = self.c
-        F, H, Z, M, D, C = c["F"], c["H"], c["Nc"] + c["Nm"], c["Nm"], c["d"], c["C"]
+        # C from the tensor itself: p0 holds the initial 2-class classifier.
+        F, H, Z, M, D, C = c["F"], c["H"], c["Nc"] + c["Nm"], c["Nm"], c["d"], numel // c["F"]
         return {
             "encoder.fc.weight": (H, F), "encoder.fc.bias": (H,), "encoder.bn.weight": (H,),
             "encoder.bn.bias": (H,), "encoder.mu.weight": (Z, H), "encoder.mu.bias": (Z,),

@@ -135,14 +135,23 @@ static const rec *find(const recs *rs, const char *name)
     return NULL;
 }
 
-/* Compares C values with a reference record; prints the worst entry. */
-static void cmp(const recs *rs, const char *name, const float *c, int64_t n)
+static double max_abs(const rec *r)
+{
+    double s = 0.0;
+    for (uint64_t i = 0; i < r->n; i++)
+        s = fmax(s, fabs(r->v[i]));
+    return s;
+}
+
+/* Compares C values with a reference record; prints the worst entry. The
+ * floor is FLOOR times the reference's largest value, or times scale_of's
+ * when given (a tensor that is zero in exact arithmetic). */
+static void cmp_scaled(const recs *rs, const char *name, const float *c, int64_t n,
+                       const char *scale_of)
 {
     const rec *r = find(rs, name);
     assert_int_equal(r->n, (uint64_t)n);
-    double scale = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        scale = fmax(scale, fabs(r->v[i]));
+    double scale = max_abs(scale_of != NULL ? find(rs, scale_of) : r);
     double worst = 0.0, worst_abs = 0.0;
     int64_t wi = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -159,6 +168,11 @@ static void cmp(const recs *rs, const char *name, const float *c, int64_t n)
     if (worst > 1.0)
         fail_msg("%s[%lld]: C %.9g vs reference %.9g (|ref| max %.3g)", name, (long long)wi,
                  (double)c[wi], r->v[wi], scale);
+}
+
+static void cmp(const recs *rs, const char *name, const float *c, int64_t n)
+{
+    cmp_scaled(rs, name, c, n, NULL);
 }
 
 /* ---- the model ---- */
@@ -218,7 +232,7 @@ static void dump_tensors(FILE *f, gtl_model *m, const char *prefix, int32_t grad
             continue;
         float *v = get_tensor(m, i, ti[i].numel, grad);
         char name[128];
-        snprintf(name, sizeof name, "%s%s", prefix, ti[i].name);
+        snprintf(name, sizeof name, "%s%.63s", prefix, ti[i].name);
         put(f, name, DT_F32, (uint64_t)ti[i].numel, v);
         free(v);
     }
@@ -273,9 +287,11 @@ static void cmp_bn(const recs *rs, const char *phase, const snap_bn *s, bool wit
 
 static bool torch_available(void)
 {
-    if (access(PYTHON, X_OK) != 0)
-        return false;
-    return system(PYTHON " -c 'import torch' >/dev/null 2>&1") == 0;
+    static int avail = -1;
+    if (avail < 0)
+        avail = access(PYTHON, X_OK) == 0 &&
+                system(PYTHON " -c 'import torch' >/dev/null 2>&1") == 0;
+    return avail == 1;
 }
 
 /* Per-phase C results kept for the comparison. */
@@ -297,9 +313,20 @@ static void cmp_grads(const recs *rs, gtl_model *m, const char *phase, phase_out
                 assert_true(po->grad[i][k] == 0.0f);
             continue;
         }
-        char n[128];
-        snprintf(n, sizeof n, "%s.grad.%s", phase, ti[i].name);
-        cmp(rs, n, po->grad[i], ti[i].numel);
+        char n[128], w[128];
+        snprintf(n, sizeof n, "%s.grad.%.63s", phase, ti[i].name);
+        /* A bias whose layer feeds batch norm (directly, or through the
+         * linear fuse -> generator.fc1 chain) has a zero gradient in exact
+         * arithmetic: the normalisation removes any constant shift. The
+         * fp32 result is rounding noise of column sums, measured against the
+         * scale of the same layer's weight gradient. */
+        bool pre_bn = strcmp(ti[i].name, "encoder.fc.bias") == 0 ||
+                      strcmp(ti[i].name, "generator.fc1.bias") == 0 ||
+                      strcmp(ti[i].name, "estimator.fuse.bias") == 0;
+        size_t len = strlen(ti[i].name);
+        snprintf(w, sizeof w, "%s.grad.%.*s.weight", phase, (int)(len > 5 ? len - 5 : 0),
+                 ti[i].name);
+        cmp_scaled(rs, n, po->grad[i], ti[i].numel, pre_bn ? w : NULL);
     }
 }
 
@@ -317,14 +344,13 @@ static void run_case(int estimator)
     assert_non_null(f);
 
     gtl_model *m = make_model(estimator);
-    /* Input batch: features in [-1, 1] (fixed RNG), 4 classes x 4 rows. */
+    /* Input batch: features in [-1, 1] (fixed RNG); 4 classes of 6, 4, 3
+     * and 3 rows (unbalanced, so that sum_n (p - onehot) is not ~0). */
     static float x[NB * F];
-    int64_t y[NB];
+    const int64_t y[NB] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 1, 0};
     gtl__rng dr;
     gtl__rng_seed(&dr, 99);
     gtl__rng_fill_uniform(&dr, x, NB * F, -1.0f, 1.0f);
-    for (int64_t i = 0; i < NB; i++)
-        y[i] = (i * 7) % NCLS;
 
     double lr = 1e-3, wd = 1e-4;
     put_scalar(f, "cfg.F", F);
@@ -360,7 +386,7 @@ static void run_case(int estimator)
     put(f, "labels", DT_I64, NB, y);
     dump_tensors(f, m, "p0.", 0, false);
 
-    tinfo ti[64];
+    tinfo ti[64], ti_b1[64];
     int64_t nt;
     static float eps[NB * Z];
     phase_out b1 = {0}, b1b = {0}, n2 = {0};
@@ -387,6 +413,7 @@ static void run_case(int estimator)
                 gn2 += (double)b1.grad[i][k] * b1.grad[i][k];
     }
     dump_tensors(f, m, "cgrad.b1.", 1, true);
+    memcpy(ti_b1, ti, sizeof ti);
 
     /* ---- adam: clipping at half the norm, so it bites ---- */
     double clip = 0.5 * sqrt(gn2);
@@ -414,6 +441,16 @@ static void run_case(int estimator)
     /* ---- n2 ---- */
     assert_int_equal(gtl_model_set_stage(m, GTL_STAGE_N2, NCLS), GTL_STATUS_OK);
     nt = read_infos(m, ti, 64);
+    /* The fresh classifier's N(0, 0.001) weights make every logit ~0 and
+     * the softmax ~uniform: the BNNeck bias gradient is then a second-order
+     * residue (~1e-8) of terms ~1e-4 that no fp32 implementation reproduces
+     * to 1e-4. Widen them (N(0, 0.3)) so the comparison has signal. */
+    for (int64_t i = 0; i < nt; i++)
+        if (strcmp(ti[i].name, "classifier.fc.weight") == 0) {
+            float wfc[NCLS * F];
+            gtl__rng_fill_normal(&dr, wfc, NCLS * F, 0.0f, 0.3f);
+            assert_int_equal(gtl_model_tensor_set(m, i, wfc, NCLS * F), GTL_STATUS_OK);
+        }
     dump_tensors(f, m, "p2.", 0, false);
     fb_with_noise(m, x, y, n2.stats, NULL);
     snap(m, &bn_n2);
@@ -431,11 +468,13 @@ static void run_case(int estimator)
     assert_true(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
     recs rs;
     read_recs(out_path, &rs);
+    if (getenv("GTL_KEEP_TMP") != NULL)
+        printf(" files in %s\n", dir);
 
     printf(" b1: loss %.6g mse %.6g kl %.6g C_t %g\n", (double)b1.stats[0], (double)b1.stats[1],
            (double)b1.stats[2], (double)b1.stats[3]);
     cmp(&rs, "b1.stats", b1.stats, 4);
-    cmp_grads(&rs, m, "b1", &b1, ti, nt, false);
+    cmp_grads(&rs, m, "b1", &b1, ti_b1, nt, false);
     cmp_bn(&rs, "b1", &bn_b1, false);
 
     printf(" adam: grad norm %.6g, clip %.6g\n", (double)c_norm, clip);
@@ -444,8 +483,8 @@ static void run_case(int estimator)
         if (strncmp(ti[i].name, "classifier.", 11) == 0)
             continue;
         char n[128];
-        snprintf(n, sizeof n, "adam.%s", ti[i].name);
-        if (!estimator && strncmp(ti[i].name, "estimator.", 10) == 0) {
+        snprintf(n, sizeof n, "adam.%.63s", ti[i].name);
+        if (!ti_b1[i].trainable) {
             /* Frozen: bit-identical to the initial values. */
             assert_memory_equal(p0[i], p1[i], (size_t)ti[i].numel * sizeof(float));
             continue;
@@ -457,7 +496,7 @@ static void run_case(int estimator)
            (double)b1b.stats[1], (double)b1b.stats[2], (double)b1b.stats[3]);
     assert_true(b1b.stats[GTL_STAT_KL] < b1b.stats[GTL_STAT_CAPACITY]);
     cmp(&rs, "b1b.stats", b1b.stats, 4);
-    cmp_grads(&rs, m, "b1b", &b1b, ti, nt, false);
+    cmp_grads(&rs, m, "b1b", &b1b, ti_b1, nt, false);
     cmp_bn(&rs, "b1b", &bn_b1b, false);
 
     printf(" n2: loss %.6g ce %.6g triplet %.6g center %.6g acc %.3g\n", (double)n2.stats[0],
@@ -480,9 +519,13 @@ static void run_case(int estimator)
     }
     gtl_optimizer_destroy(opt);
     gtl_model_destroy(m);
-    unlink(in_path);
-    unlink(out_path);
-    rmdir(dir);
+    if (getenv("GTL_KEEP_TMP") != NULL) {
+        printf(" kept %s (in.bin, out.bin)\n", dir);
+    } else {
+        unlink(in_path);
+        unlink(out_path);
+        rmdir(dir);
+    }
 }
 
 static void test_golden_estimator_on(void **state)
