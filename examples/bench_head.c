@@ -99,7 +99,7 @@ static step_times bench_stage(gtl_model *m, gtl_stage stage, int64_t n_classes, 
     for (int64_t i = 0; i < (int64_t)B * F; i++)
         x[i] = nrand();
     for (int64_t i = 0; i < B; i++)
-        y[i] = i % n_classes;
+        y[i] = n_classes > 0 ? i % n_classes : 0;
     gtl_optimizer *opt = make_adam();
     CHECK(gtl_model_set_stage(m, stage, cls ? n_classes : 0));
     double *t_step = malloc((size_t)steps * sizeof(double));
