@@ -151,17 +151,32 @@ GTL_API gtl_status gtl_optimizer_create(gtl_optim_kind kind, gtl_optimizer **out
 GTL_API void gtl_optimizer_destroy(gtl_optimizer *opt);
 
 /**
- * Forgets the training state: the step count returns to 0 and the moment
- * buffers to zero. Settings are kept; no memory is released or allocated.
- * Use it to start a new training stage with the same settings.
+ * Forgets the training state: the step count returns to 0, the moment
+ * buffers are released, and the optimizer is no longer bound to a parameter
+ * set (its next step binds to the parameters it is given, so one optimizer
+ * can serve several stages). Settings are kept. gtl_model_apply() does this
+ * by itself when the stage's parameters differ from the ones the state is for.
  *
  * @param[in,out] opt the optimizer.
  * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if @p opt is NULL.
  *
- * Ownership: nothing is allocated or freed.
+ * Ownership: the state memory is freed; the next step allocates it again.
  * Thread safety: not thread-safe on the same @p opt.
  */
 GTL_API gtl_status gtl_optimizer_reset(gtl_optimizer *opt);
+
+/**
+ * The algorithm an optimizer was created with (also for one loaded from a
+ * checkpoint).
+ *
+ * @param[in]  opt      the optimizer.
+ * @param[out] out_kind the ::gtl_optim_kind.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if an argument is NULL.
+ *
+ * Ownership: nothing is allocated.
+ * Thread safety: safe with other read-only calls on the same @p opt.
+ */
+GTL_API gtl_status gtl_optimizer_kind(const gtl_optimizer *opt, gtl_optim_kind *out_kind);
 
 /**
  * Sets a float setting.

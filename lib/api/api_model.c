@@ -204,13 +204,15 @@ gtl_status gtl_model_get_f32(const gtl_model *model, gtl_model_param key, float 
 /* The head configuration the current parameters describe. */
 static void head_config(const gtl_model *m, gtl__head_config *c)
 {
+    /* Read before the defaults are written: c may be &m->head.cfg itself. */
+    int64_t n_classes = m->initialized ? m->head.cfg.n_classes : m->iv[GTL_MODEL_NUM_CLASSES];
     gtl__head_config_default(c);
     c->feat_dim = m->iv[GTL_MODEL_FEATURE_DIM];
     c->hidden = m->iv[GTL_MODEL_HIDDEN_DIM];
     c->concept_dim = m->iv[GTL_MODEL_CONCEPT_DIM];
     c->disturb_dim = m->iv[GTL_MODEL_DISTURBANCE_DIM];
     c->n_domains = m->iv[GTL_MODEL_NUM_DOMAINS];
-    c->n_classes = m->initialized ? m->head.cfg.n_classes : m->iv[GTL_MODEL_NUM_CLASSES];
+    c->n_classes = n_classes;
     c->estimator = m->iv[GTL_MODEL_ESTIMATOR] != 0;
     c->dropout = m->fv[GTL_MODEL_DROPOUT];
     c->beta = m->fv[GTL_MODEL_BETA];

@@ -157,6 +157,17 @@ gtl_status gtl_optimizer_lr_at(const gtl_optimizer *opt, int64_t step, float *ou
     return GTL_STATUS_OK;
 }
 
+gtl_status gtl_optimizer_kind(const gtl_optimizer *opt, gtl_optim_kind *out_kind)
+{
+    gtl__clear_error();
+    if (out_kind != NULL)
+        *out_kind = GTL_OPTIM_ADAM;
+    if (opt == NULL || out_kind == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_optimizer_kind: NULL argument");
+    *out_kind = opt->cfg.kind;
+    return GTL_STATUS_OK;
+}
+
 gtl_status gtl_optimizer_num_steps(const gtl_optimizer *opt, int64_t *out_n_steps)
 {
     gtl__clear_error();

@@ -220,6 +220,13 @@ gtl_status gtl_model_apply(gtl_model *model, gtl_optimizer *optimizer, float *ou
             if (!isfinite(centers->grad[i]))
                 return gtl__error(GTL_STATUS_NUMERIC,
                                   "%s: non-finite center gradient; nothing changed", fn);
+    if (optimizer->bound &&
+        (optimizer->n_params != ps->n_params || optimizer->n_total != ps->n_total)) {
+        /* The optimizer last trained another parameter set (another stage):
+         * its moments mean nothing here. */
+        gtl__log(GTL_LOG_INFO, "%s: the optimizer's state was for other parameters; reset", fn);
+        gtl__optim_reset(optimizer);
+    }
     gtl__optim_group skip = {model->frozen_idx, model->n_frozen_idx, 1.0f, -1.0f, true};
     float norm = 0.0f;
     gtl_status st = gtl__optim_step(optimizer, ps, &skip, model->n_frozen_idx > 0 ? 1 : 0, &norm);

@@ -115,13 +115,18 @@ void gtl__optim_destroy(gtl_optimizer *opt)
 
 void gtl__optim_reset(gtl_optimizer *opt)
 {
+    /* Forget the state and the binding: the next step binds to whatever
+     * parameter set it is given (a new stage may train other parameters). */
     opt->step = 0;
-    if (opt->param_steps != NULL)
-        memset(opt->param_steps, 0, (size_t)opt->n_params * sizeof *opt->param_steps);
-    if (opt->m != NULL)
-        memset(opt->m, 0, (size_t)opt->n_total * sizeof *opt->m);
-    if (opt->v != NULL)
-        memset(opt->v, 0, (size_t)opt->n_total * sizeof *opt->v);
+    gtl__free(opt->param_steps);
+    gtl__free_aligned(opt->m);
+    gtl__free_aligned(opt->v);
+    opt->param_steps = NULL;
+    opt->m = NULL;
+    opt->v = NULL;
+    opt->n_params = 0;
+    opt->n_total = 0;
+    opt->bound = false;
 }
 
 /* ---- settings ------------------------------------------------------------ */

@@ -1,0 +1,1179 @@
+"""libgtl for Python: cross-modal few-shot learning (GTL) over ctypes.
+
+A thin, Pythonic layer over the C API in ``include/gtl/*.h`` (declared one to
+one in :mod:`gtl._lib`). numpy arrays go in and come out: features are
+float32 C-contiguous ``(n, F)`` (converted with ``np.ascontiguousarray``, which
+copies only when needed), labels int64, modalities int32.
+
+Every failing C call raises a :class:`GtlError` subclass carrying the
+:class:`Status` and the library's message (``gtl_last_error()``)::
+
+    import numpy as np, gtl
+    with gtl.Model(feature_dim=32, hidden_dim=16) as m, gtl.Optimizer() as opt:
+        m.set_stage(gtl.Stage.B1)
+        stats = m.train_step(opt, np.random.rand(8, 32))
+        labels, probs = m.predict(np.random.rand(4, 32))
+
+See docs/python.md for the class map, errors, threads and memory.
+"""
+
+import enum
+import os
+import signal
+import threading
+from ctypes import byref, c_int, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
+    c_void_p, create_string_buffer, POINTER
+
+import numpy as np
+
+from . import _lib
+
+__all__ = [
+    "Status", "GtlError", "InvalidArgument", "OutOfMemory", "BadState", "GtlIOError",
+    "FormatError", "BackendError", "Unsupported", "NumericError", "Cancelled", "InternalError",
+    "Modality", "ModelParam", "OptimKind", "OptimParam", "Stage", "Stat", "Latent", "LogLevel",
+    "STAT_COUNT", "MODALITY_ALL", "NO_PAIR", "OPTIM_MAX_MILESTONES", "modality_mask",
+    "Dataset", "Episode", "Optimizer", "Model",
+    "version", "version_number", "build_info", "set_num_threads", "num_threads",
+    "cpu_has_bf16", "memory_in_use", "set_log_callback", "strerror", "last_error",
+]
+
+#: Version of these bindings (they bind the C API of libgtl 0.1).
+__version__ = "0.1.0"
+
+# ---------------------------------------------------------------------------
+# Enums (values mirror the C headers; they are append-only there)
+# ---------------------------------------------------------------------------
+
+
+class Status(enum.IntEnum):
+    """gtl_status (status.h)."""
+    OK = 0
+    INVALID_ARG = 1
+    OUT_OF_MEMORY = 2
+    BAD_STATE = 3
+    IO = 4
+    FORMAT = 5
+    BACKEND = 6
+    UNSUPPORTED = 7
+    NUMERIC = 8
+    CANCELLED = 9
+    INTERNAL = 10
+
+
+class Modality(enum.IntEnum):
+    """gtl_modality (dataset.h). Host modalities use USER .. 31."""
+    RGB = 0
+    SKETCH = 1
+    INFRARED = 2
+    DEPTH = 3
+    USER = 16
+
+
+class ModelParam(enum.IntEnum):
+    """gtl_model_param (model.h); the type of each is given by Model.bounds()."""
+    FEATURE_DIM = 0
+    HIDDEN_DIM = 1
+    CONCEPT_DIM = 2
+    DISTURBANCE_DIM = 3
+    NUM_DOMAINS = 4
+    NUM_CLASSES = 5
+    ESTIMATOR = 6
+    SEED = 7
+    DROPOUT = 8
+    BETA = 9
+    CAPACITY_MAX = 10
+    CAPACITY_ITERS = 11
+    CAPACITY_RATE_BASE = 12
+    CAPACITY_RATE_NOVEL = 13
+    TRIPLET_MARGIN = 14
+    CE_WEIGHT = 15
+    TRIPLET_WEIGHT = 16
+    CENTER_WEIGHT = 17
+    CENTER_LR = 18
+    FREEZE_GENERATOR = 19
+    BATCH_CLASSES = 20
+    BATCH_SAMPLES = 21
+    N1_EPOCHS = 22
+    N2_EPOCHS = 23
+    N1_LR = 24
+    N2_LR = 25
+    WEIGHT_DECAY = 26
+    WARMUP_EPOCHS = 27
+    CLIP_NORM = 28
+    CLS_USE_MEAN = 29
+
+
+class Latent(enum.IntEnum):
+    """gtl_latent (model.h): what Model.latent() returns."""
+    CONCEPT = 0
+    DISTURBANCE = 1
+    GATE = 2
+
+
+class OptimKind(enum.IntEnum):
+    """gtl_optim_kind (optim.h)."""
+    ADAM = 0
+    ADAMW = 1
+    SGD = 2
+
+
+class OptimParam(enum.IntEnum):
+    """gtl_optim_param (optim.h). NESTEROV and WARMUP_STEPS are integers, the rest floats."""
+    LR = 0
+    BETA1 = 1
+    BETA2 = 2
+    EPS = 3
+    WEIGHT_DECAY = 4
+    MOMENTUM = 5
+    NESTEROV = 6
+    CLIP_NORM = 7
+    WARMUP_STEPS = 8
+    WARMUP_START_FACTOR = 9
+    DECAY_GAMMA = 10
+
+
+class Stage(enum.IntEnum):
+    """gtl_stage (train.h)."""
+    B1 = 0
+    B2 = 1
+    N1 = 2
+    N2 = 3
+
+
+class Stat(enum.IntEnum):
+    """gtl_stat (train.h): keys of the statistics dicts (lower-case names)."""
+    LOSS = 0
+    MSE = 1
+    KL = 2
+    CAPACITY = 3
+    CE = 4
+    TRIPLET = 5
+    CENTER = 6
+    ACCURACY = 7
+    GRAD_NORM = 8
+    LR = 9
+
+
+class LogLevel(enum.IntEnum):
+    """gtl_log_level (runtime.h)."""
+    ERROR = 0
+    WARN = 1
+    INFO = 2
+    DEBUG = 3
+
+
+#: GTL_STAT_COUNT: statistics a step fills.
+STAT_COUNT = 10
+#: GTL_MODALITY_ALL: a mask selecting every modality.
+MODALITY_ALL = 0xFFFFFFFF
+#: GTL_NO_PAIR: the pair id of a sample related to no other.
+NO_PAIR = -1
+#: GTL_OPTIM_MAX_MILESTONES: the most decay milestones an optimizer holds.
+OPTIM_MAX_MILESTONES = 64
+
+_OPTIM_INT_KEYS = frozenset({OptimParam.NESTEROV, OptimParam.WARMUP_STEPS})
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class GtlError(Exception):
+    """A libgtl call failed.
+
+    Attributes:
+        status: the :class:`Status` of the failure.
+        message: the library's one-sentence explanation (``gtl_last_error()``),
+            or the bindings' own when they rejected the call before reaching C.
+    """
+
+    _status = Status.INTERNAL
+
+    def __init__(self, message, status=None):
+        st = self._status if status is None else status
+        try:
+            st = Status(st)
+        except ValueError:
+            pass
+        self.status = st
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self):
+        return f"{strerror(self.status)}: {self.message}"
+
+
+class InvalidArgument(GtlError, ValueError):
+    """GTL_STATUS_INVALID_ARG: a bad argument, shape, label or a NaN in the data."""
+    _status = Status.INVALID_ARG
+
+
+class OutOfMemory(GtlError, MemoryError):
+    """GTL_STATUS_OUT_OF_MEMORY."""
+    _status = Status.OUT_OF_MEMORY
+
+
+class BadState(GtlError, RuntimeError):
+    """GTL_STATUS_BAD_STATE: the call is not valid in the object's current state."""
+    _status = Status.BAD_STATE
+
+
+class GtlIOError(GtlError):
+    """GTL_STATUS_IO: a file could not be opened, read or written."""
+    _status = Status.IO
+
+
+class FormatError(GtlError, ValueError):
+    """GTL_STATUS_FORMAT: a file or buffer is corrupt or not in the expected format."""
+    _status = Status.FORMAT
+
+
+class BackendError(GtlError, RuntimeError):
+    """GTL_STATUS_BACKEND: oneDNN reported an error."""
+    _status = Status.BACKEND
+
+
+class Unsupported(GtlError):
+    """GTL_STATUS_UNSUPPORTED: valid but not supported by this build or CPU."""
+    _status = Status.UNSUPPORTED
+
+
+class NumericError(GtlError, ArithmeticError):
+    """GTL_STATUS_NUMERIC: a NaN or infinite loss or gradient; nothing was changed."""
+    _status = Status.NUMERIC
+
+
+class Cancelled(GtlError):
+    """GTL_STATUS_CANCELLED: a progress callback asked to stop; the model is consistent."""
+    _status = Status.CANCELLED
+
+
+class InternalError(GtlError, RuntimeError):
+    """GTL_STATUS_INTERNAL: a bug in libgtl."""
+    _status = Status.INTERNAL
+
+
+_ERRORS = {cls._status: cls for cls in (InvalidArgument, OutOfMemory, BadState, GtlIOError,
+                                        FormatError, BackendError, Unsupported, NumericError,
+                                        Cancelled, InternalError)}
+
+
+def _error(status, message):
+    return _ERRORS.get(status, GtlError)(message, status)
+
+
+def _check(status):
+    """Raises the GtlError for a non-zero status, with this thread's gtl_last_error()."""
+    if status != 0:
+        raise _error(status, _lib.gtl_last_error().decode("utf-8", "replace"))
+
+
+def strerror(status):
+    """The name of a status, e.g. "invalid argument"."""
+    return _lib.gtl_strerror(int(status)).decode()
+
+
+def last_error():
+    """gtl_last_error() of this thread (empty after a successful call)."""
+    return _lib.gtl_last_error().decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------------------
+# Array helpers: checks the C side cannot do (it trusts the lengths it is given)
+# ---------------------------------------------------------------------------
+
+_pf = POINTER(c_float)
+_pi32 = POINTER(c_int32)
+_pi64 = POINTER(c_int64)
+
+
+def _features(x, where):
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    if a.ndim != 2:
+        raise InvalidArgument(f"{where}: features must be (n, feature_dim), got shape "
+                              f"{a.shape}")
+    return a
+
+
+def _ints(x, n, dtype, where, what):
+    a = np.asarray(x)
+    if a.size and a.dtype.kind not in "iu":
+        raise InvalidArgument(f"{where}: {what} must be integers (got dtype {a.dtype})")
+    a = np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+    if a.shape[0] != n:
+        raise InvalidArgument(f"{where}: {len(a)} {what} for {n} rows")
+    return a
+
+
+def _ptr(a, ptype):
+    return None if a is None else a.ctypes.data_as(ptype)
+
+
+def modality_mask(*modalities):
+    """A modality mask from Modality values (or ints 0..31), e.g. modality_mask(RGB, SKETCH)."""
+    mask = 0
+    for m in modalities:
+        if isinstance(m, (list, tuple, set, frozenset)):
+            mask |= modality_mask(*m)
+            continue
+        m = int(m)
+        if not 0 <= m <= 31:
+            raise InvalidArgument(f"modality_mask: modality {m} is outside 0..31")
+        mask |= 1 << m
+    return mask
+
+
+def _mask(spec):
+    """A mask argument: a Modality or an iterable of them, or a plain int mask."""
+    if isinstance(spec, Modality):
+        return 1 << int(spec)
+    if isinstance(spec, (list, tuple, set, frozenset)):
+        return modality_mask(*spec)
+    return int(spec) & 0xFFFFFFFF
+
+
+class _Guard:
+    """Serialises calls on one C handle across threads (the C objects allow one
+    thread at a time) and turns a re-entrant call from a progress callback on
+    the same thread into BadState instead of corrupting the object."""
+
+    def __init__(self, what):
+        self._lock = threading.Lock()
+        self._owner = None
+        self._what = what
+
+    def __enter__(self):
+        if self._owner == threading.get_ident():
+            raise BadState(f"{self._what} is busy in a call on this thread (a progress "
+                           "callback may not use the object being trained)")
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+        return self
+
+    def __exit__(self, *exc):
+        self._owner = None
+        self._lock.release()
+        return False
+
+
+class _Handle:
+    """Common life cycle of the handle-owning classes."""
+
+    _destroy = None     # the C destroy function (kept on the class for __del__ at shutdown)
+    _h = None
+
+    def close(self):
+        """Releases the C object now. Safe to call twice; the object is unusable after."""
+        h, self._h = self._h, None
+        if h and self._destroy is not None:
+            type(self)._destroy(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self):
+        return not self._h
+
+    def _handle(self):
+        if not self._h:
+            raise BadState(f"{type(self).__name__} is closed")
+        return self._h
+
+
+# ---------------------------------------------------------------------------
+# Process-wide functions
+# ---------------------------------------------------------------------------
+
+
+def version():
+    """The running library's version string, e.g. "0.1.0"."""
+    return _lib.gtl_version_string().decode()
+
+
+def version_number():
+    """The running library's version as major * 10000 + minor * 100 + patch."""
+    return int(_lib.gtl_version_number())
+
+
+def build_info():
+    """One line on this build and machine (versions, ISA, bf16, threads) for bug reports."""
+    buf = create_string_buffer(512)
+    n = c_size_t()
+    _check(_lib.gtl_build_info(buf, len(buf), byref(n)))
+    return buf.value.decode()
+
+
+def set_num_threads(n):
+    """Threads of libgtl's kernels (OpenMP, process-wide for the calling thread's regions)."""
+    _check(_lib.gtl_set_num_threads(int(n)))
+
+
+def num_threads():
+    n = c_int32()
+    _check(_lib.gtl_num_threads(byref(n)))
+    return n.value
+
+
+def cpu_has_bf16():
+    v = c_int32()
+    _check(_lib.gtl_cpu_has_bf16(byref(v)))
+    return bool(v.value)
+
+
+def memory_in_use():
+    """(bytes, blocks) libgtl currently holds through its allocator."""
+    b, n = c_uint64(), c_uint64()
+    _check(_lib.gtl_memory_in_use(byref(b), byref(n)))
+    return b.value, n.value
+
+
+_log_state = {"cb": None}
+
+
+def set_log_callback(fn, max_level=LogLevel.INFO):
+    """Routes libgtl's log to ``fn(level: LogLevel, message: str)``; None silences it.
+
+    The callback may run on any thread that is inside libgtl, several at once;
+    exceptions it raises are swallowed (the C side cannot take them), and it
+    must not call libgtl.
+    """
+    if fn is None:
+        _check(_lib.gtl_set_log_callback(_lib.gtl_log_fn(), None, int(max_level)))
+        _log_state["cb"] = None
+        return
+
+    def trampoline(_ud, level, message):
+        try:
+            fn(LogLevel(level), message.decode("utf-8", "replace"))
+        except Exception:
+            pass
+
+    cb = _lib.gtl_log_fn(trampoline)
+    _check(_lib.gtl_set_log_callback(cb, None, int(max_level)))
+    _log_state["cb"] = cb       # keep it alive while libgtl holds it
+
+
+# ---------------------------------------------------------------------------
+# Datasets and episodes
+# ---------------------------------------------------------------------------
+
+
+class Dataset(_Handle):
+    """A labelled set of feature vectors (gtl_dataset).
+
+    ``Dataset(feature_dim)`` creates an empty, owned dataset; the optional
+    arrays are passed to :meth:`add`. The support and query sets of an
+    :class:`Episode` are read-only views of this class that the episode owns.
+    """
+
+    _destroy = _lib.gtl_dataset_destroy
+
+    def __init__(self, feature_dim, features=None, labels=None, modalities=None,
+                 pair_ids=None):
+        h = c_void_p()
+        _check(_lib.gtl_dataset_create(int(feature_dim), byref(h)))
+        self._h = h.value
+        self._episode = None
+        self._rng = c_uint64(0)
+        if features is not None:
+            self.add(features, labels, modalities, pair_ids)
+
+    @classmethod
+    def _view(cls, ptr, episode):
+        self = cls.__new__(cls)
+        self._h = ptr
+        self._episode = episode
+        self._gen = episode._gen
+        self._rng = c_uint64(0)
+        return self
+
+    def close(self):
+        if self._episode is not None:      # a view: the episode frees it
+            self._h = None
+            self._episode = None
+            return
+        super().close()
+
+    @property
+    def is_view(self):
+        """True for the support/query sets of an episode (not owned, read-only)."""
+        return self._episode is not None
+
+    def _handle(self):
+        ep = self._episode
+        if ep is not None and (ep.closed or ep._gen != self._gen):
+            raise BadState("this episode view is stale: the episode was sampled again or closed")
+        return super()._handle()
+
+    def _writable(self, where):
+        if self._episode is not None:
+            raise BadState(f"{where}: an episode's support/query set is read-only")
+        return self._handle()
+
+    def add(self, features, labels, modalities=None, pair_ids=None):
+        """Appends n samples (copied): features (n, F) float32, labels (n,) >= 0,
+        modalities (n,) in 0..31 (None: all RGB), pair_ids (n,) >= -1 (None: no pairs).
+        Nothing is appended if any value is bad."""
+        h = self._writable("Dataset.add")
+        x = _features(features, "Dataset.add")
+        n = x.shape[0]
+        if x.shape[1] != self.feature_dim:
+            raise InvalidArgument(f"Dataset.add: features have {x.shape[1]} columns, the "
+                                  f"dataset's feature_dim is {self.feature_dim}")
+        if labels is None:
+            raise InvalidArgument("Dataset.add: labels are required")
+        y = _ints(labels, n, np.int64, "Dataset.add", "labels")
+        m = None if modalities is None else _ints(modalities, n, np.int32, "Dataset.add",
+                                                  "modalities")
+        p = None if pair_ids is None else _ints(pair_ids, n, np.int64, "Dataset.add",
+                                                "pair_ids")
+        _check(_lib.gtl_dataset_add(h, _ptr(x, _pf), n, _ptr(y, _pi64), _ptr(m, _pi32),
+                                    _ptr(p, _pi64)))
+
+    def __len__(self):
+        n = c_int64()
+        _check(_lib.gtl_dataset_size(self._handle(), byref(n)))
+        return n.value
+
+    @property
+    def feature_dim(self):
+        d = c_int64()
+        _check(_lib.gtl_dataset_feature_dim(self._handle(), byref(d)))
+        return d.value
+
+    def num_classes(self):
+        """(distinct labels, largest label + 1)."""
+        c, end = c_int64(), c_int64()
+        _check(_lib.gtl_dataset_num_classes(self._handle(), byref(c), byref(end)))
+        return c.value, end.value
+
+    def get(self, index):
+        """Sample ``index`` as (features (F,), label, Modality-or-int, pair_id)."""
+        d = self.feature_dim
+        x = np.empty(d, np.float32)
+        y, m, p = c_int64(), c_int32(), c_int64()
+        _check(_lib.gtl_dataset_get(self._handle(), int(index), _ptr(x, _pf), d, byref(y),
+                                    byref(m), byref(p)))
+        mod = Modality(m.value) if m.value in Modality._value2member_map_ else m.value
+        return x, y.value, mod, p.value
+
+    def arrays(self):
+        """All samples as (features (n, F) float32, labels int64, modalities int32,
+        pair_ids int64), copied out one sample at a time."""
+        n, d = len(self), self.feature_dim
+        x = np.empty((n, d), np.float32)
+        y = np.empty(n, np.int64)
+        m = np.empty(n, np.int32)
+        p = np.empty(n, np.int64)
+        yi, mi, pi = c_int64(), c_int32(), c_int64()
+        h = self._handle()
+        for i in range(n):
+            _check(_lib.gtl_dataset_get(h, i, _ptr(x[i], _pf), d, byref(yi), byref(mi),
+                                        byref(pi)))
+            y[i], m[i], p[i] = yi.value, mi.value, pi.value
+        return x, y, m, p
+
+    def remap_labels(self):
+        """Remaps labels to 0..C-1 in increasing order; returns map[new] = old (C,)."""
+        h = self._writable("Dataset.remap_labels")
+        c, _ = self.num_classes()
+        mp = np.zeros(max(c, 1), np.int64)
+        nc = c_int64()
+        _check(_lib.gtl_dataset_remap_labels(h, _ptr(mp, _pi64), len(mp), byref(nc)))
+        return mp[:nc.value].copy()
+
+    def seed(self, seed):
+        """Seeds the sampler state of identity_batch()."""
+        self._rng.value = int(seed) & 0xFFFFFFFFFFFFFFFF
+
+    def identity_batch(self, p_classes, k_samples):
+        """Indices of a P x K identity batch (P classes, K samples each), from this
+        dataset's own sampler state (see seed())."""
+        cap = max(int(p_classes) * int(k_samples), 1)
+        idx = np.empty(cap, np.int64)
+        n = c_int64()
+        _check(_lib.gtl_dataset_identity_batch(self._handle(), byref(self._rng), int(p_classes),
+                                               int(k_samples), _ptr(idx, _pi64), cap, byref(n)))
+        return idx[:n.value].copy()
+
+    def __repr__(self):
+        if self.closed:
+            return "<gtl.Dataset closed>"
+        kind = " view" if self.is_view else ""
+        try:
+            return f"<gtl.Dataset{kind} n={len(self)} feature_dim={self.feature_dim}>"
+        except GtlError:
+            return f"<gtl.Dataset{kind} stale>"
+
+
+class Episode(_Handle):
+    """An N-way K-shot support set and query set drawn from a dataset (gtl_episode).
+
+    ``support`` and ``query`` are read-only :class:`Dataset` views owned by
+    the episode; they go stale (BadState) when it is sampled again or closed.
+    """
+
+    _destroy = _lib.gtl_episode_destroy
+
+    def __init__(self):
+        h = c_void_p()
+        _check(_lib.gtl_episode_create(byref(h)))
+        self._h = h.value
+        self._gen = 0
+        self._n_way = 0
+
+    def sample(self, dataset, n_way, k_shot, q_query=0, support_modalities=Modality.RGB,
+               query_modalities=Modality.RGB, seed=0):
+        """Draws an episode (replacing the previous one) and returns self.
+
+        The modality arguments are a Modality, an iterable of them, or a plain
+        int bit mask (see modality_mask()); support needs a non-empty mask.
+        """
+        _check(_lib.gtl_episode_sample(self._handle(), dataset._handle(), int(n_way),
+                                       int(k_shot), int(q_query), _mask(support_modalities),
+                                       _mask(query_modalities),
+                                       int(seed) & 0xFFFFFFFFFFFFFFFF))
+        self._gen += 1
+        self._n_way = int(n_way)
+        return self
+
+    def _side(self, fn):
+        h = self._handle()
+        if self._gen == 0:
+            raise BadState("Episode: never sampled")
+        return Dataset._view(fn(h), self)
+
+    @property
+    def support(self):
+        """The support set (labels 0..N-1), a view valid until the next sample()."""
+        return self._side(_lib.gtl_episode_support)
+
+    @property
+    def query(self):
+        """The query set (labels 0..N-1), a view valid until the next sample()."""
+        return self._side(_lib.gtl_episode_query)
+
+    def class_label(self, cls):
+        """The source-dataset label of episode class ``cls``."""
+        v = c_int64()
+        _check(_lib.gtl_episode_class_label(self._handle(), int(cls), byref(v)))
+        return v.value
+
+    @property
+    def class_labels(self):
+        """Source labels of the N episode classes, as an int64 array."""
+        return np.array([self.class_label(c) for c in range(self._n_way)], np.int64)
+
+
+# ---------------------------------------------------------------------------
+# Optimizer
+# ---------------------------------------------------------------------------
+
+
+class Optimizer(_Handle):
+    """Adam, AdamW or SGD with clipping and a warm-up + multi-step schedule (gtl_optimizer).
+
+    ``Optimizer(OptimKind.ADAM, lr=1e-3, weight_decay=1e-4, warmup_steps=200,
+    milestones=[2400])``; every OptimParam is also a property (``opt.lr``).
+    """
+
+    _destroy = _lib.gtl_optimizer_destroy
+
+    def __init__(self, kind=OptimKind.ADAM, milestones=None, **settings):
+        h = c_void_p()
+        _check(_lib.gtl_optimizer_create(int(kind), byref(h)))
+        self._h = h.value
+        self._kind = OptimKind(kind)
+        self._guard = _Guard("Optimizer")
+        try:
+            for k, v in settings.items():
+                self.set(k, v)
+            if milestones is not None:
+                self.milestones = milestones
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def kind(self):
+        """The OptimKind the optimizer was created (or saved) with."""
+        if self._kind is None:
+            k = c_int()
+            with self._guard:
+                _check(_lib.gtl_optimizer_kind(self._handle(), byref(k)))
+            self._kind = OptimKind(k.value)
+        return self._kind
+
+    @staticmethod
+    def _key(key):
+        if isinstance(key, str):
+            try:
+                return OptimParam[key.upper()]
+            except KeyError:
+                raise InvalidArgument(f"Optimizer: unknown setting {key!r}") from None
+        return OptimParam(key)
+
+    @staticmethod
+    def bounds(key):
+        """The closed range (lo, hi) a setting accepts."""
+        lo, hi = c_double(), c_double()
+        _check(_lib.gtl_optim_param_bounds(int(Optimizer._key(key)), byref(lo), byref(hi)))
+        return lo.value, hi.value
+
+    def set(self, key, value):
+        key = self._key(key)
+        with self._guard:
+            if key in _OPTIM_INT_KEYS:
+                _check(_lib.gtl_optimizer_set_i64(self._handle(), key, int(value)))
+            else:
+                _check(_lib.gtl_optimizer_set_f32(self._handle(), key, float(value)))
+
+    def get(self, key):
+        key = self._key(key)
+        with self._guard:
+            if key in _OPTIM_INT_KEYS:
+                v = c_int64()
+                _check(_lib.gtl_optimizer_get_i64(self._handle(), key, byref(v)))
+            else:
+                v = c_float()
+                _check(_lib.gtl_optimizer_get_f32(self._handle(), key, byref(v)))
+        return v.value
+
+    @property
+    def milestones(self):
+        """Steps at which the learning rate is multiplied by DECAY_GAMMA (int64 array)."""
+        n = c_size_t()
+        out = np.zeros(OPTIM_MAX_MILESTONES, np.int64)
+        with self._guard:
+            _check(_lib.gtl_optimizer_get_milestones(self._handle(), _ptr(out, _pi64), len(out),
+                                                     byref(n)))
+        return out[:n.value].copy()
+
+    @milestones.setter
+    def milestones(self, steps):
+        a = np.asarray(steps if steps is not None else [], dtype=None)
+        if a.size and a.dtype.kind not in "iu":
+            raise InvalidArgument(f"Optimizer.milestones: steps must be integers (got {a.dtype})")
+        a = np.ascontiguousarray(a, np.int64).reshape(-1)
+        with self._guard:
+            _check(_lib.gtl_optimizer_set_milestones(self._handle(),
+                                                     _ptr(a, _pi64) if a.size else None,
+                                                     a.size))
+
+    def lr_at(self, step):
+        """The learning rate the schedule gives to step ``step`` (0 = the first)."""
+        v = c_float()
+        with self._guard:
+            _check(_lib.gtl_optimizer_lr_at(self._handle(), int(step), byref(v)))
+        return v.value
+
+    @property
+    def num_steps(self):
+        """Updates applied since creation or reset()."""
+        v = c_int64()
+        with self._guard:
+            _check(_lib.gtl_optimizer_num_steps(self._handle(), byref(v)))
+        return v.value
+
+    def reset(self):
+        """Forgets the training state (step count, moments); settings are kept."""
+        with self._guard:
+            _check(_lib.gtl_optimizer_reset(self._handle()))
+
+    def __repr__(self):
+        if self.closed:
+            return "<gtl.Optimizer closed>"
+        kind = self._kind.name if self._kind is not None else "loaded"
+        return f"<gtl.Optimizer {kind} lr={self.lr:g} steps={self.num_steps}>"
+
+
+def _optim_property(key):
+    return property(lambda self: self.get(key), lambda self, v: self.set(key, v),
+                    doc=f"OptimParam.{key.name}")
+
+
+for _k in OptimParam:
+    setattr(Optimizer, _k.name.lower(), _optim_property(_k))
+del _k
+
+
+# ---------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------
+
+
+def _stats_dict(buf):
+    return {Stat(i).name.lower(): float(buf[i]) for i in range(STAT_COUNT)}
+
+
+class _Progress:
+    """Adapts a Python progress callable to gtl_progress_fn for one call.
+
+    The callable gets (stage: Stage, step, n_steps, stats: dict) and returns a
+    true value to stop. An exception in it cancels the C call (which then
+    returns CANCELLED with the model consistent) and is re-raised afterwards.
+
+    Ctrl-C: a KeyboardInterrupt raised by Python's default SIGINT handler
+    could surface at the entry of the trampoline, outside any try block, where
+    ctypes would only print it. So, on the main thread and while the default
+    handler is installed, the call runs under a handler that just records the
+    signal; the trampoline (installed even without a callable) then cancels
+    at the end of the current step and KeyboardInterrupt is raised afterwards.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.exc = None
+        self.interrupted = False
+        self._old_handler = None
+        self.cfn = _lib.gtl_progress_fn(self._call)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+            self._old_handler = None
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.interrupted = True
+
+    def _call(self, _ud, stage, step, n_steps, stats):
+        try:
+            if self.interrupted:
+                return 1
+            if self.fn is None:
+                return 0
+            buf = np.ctypeslib.as_array(stats, (STAT_COUNT,)).copy()
+            return 1 if self.fn(Stage(stage), int(step), int(n_steps), _stats_dict(buf)) else 0
+        except BaseException as e:      # noqa: B902 (KeyboardInterrupt must cancel too)
+            self.exc = e
+            return 1
+
+    def finish(self, status):
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+        if self.interrupted:
+            raise KeyboardInterrupt
+        _check(status)
+
+
+class Model(_Handle):
+    """The GTL head over backbone features (gtl_model).
+
+    ``Model(feature_dim=512, hidden_dim=256, seed=1)`` sets any ModelParam by
+    its lower-case name; each is also a property (``m.beta = 0.5``). Structural
+    parameters (dimensions, estimator, seed, dropout) are fixed by init(), which
+    the first training or prediction call runs implicitly.
+    """
+
+    _destroy = _lib.gtl_model_destroy
+    _is_int = {}
+
+    def __init__(self, **params):
+        h = c_void_p()
+        _check(_lib.gtl_model_create(byref(h)))
+        self._h = h.value
+        self._guard = _Guard("Model")
+        try:
+            for k, v in params.items():
+                self.set(k, v)
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- parameters ----
+
+    @staticmethod
+    def _key(key):
+        if isinstance(key, str):
+            try:
+                return ModelParam[key.upper()]
+            except KeyError:
+                raise InvalidArgument(f"Model: unknown parameter {key!r}") from None
+        return ModelParam(key)
+
+    @staticmethod
+    def bounds(key):
+        """(lo, hi, is_int) of a parameter."""
+        lo, hi, is_int = c_double(), c_double(), c_int32()
+        _check(_lib.gtl_model_param_bounds(int(Model._key(key)), byref(lo), byref(hi),
+                                           byref(is_int)))
+        return lo.value, hi.value, bool(is_int.value)
+
+    @classmethod
+    def _int_key(cls, key):
+        v = cls._is_int.get(key)
+        if v is None:
+            v = cls._is_int[key] = cls.bounds(key)[2]
+        return v
+
+    def set(self, key, value):
+        key = self._key(key)
+        with self._guard:
+            if self._int_key(key):
+                if isinstance(value, float) and not value.is_integer():
+                    raise InvalidArgument(f"Model.set: {key.name} is an integer (got {value})")
+                _check(_lib.gtl_model_set_i64(self._handle(), key, int(value)))
+            else:
+                _check(_lib.gtl_model_set_f32(self._handle(), key, float(value)))
+
+    def get(self, key):
+        key = self._key(key)
+        with self._guard:
+            if self._int_key(key):
+                v = c_int64()
+                _check(_lib.gtl_model_get_i64(self._handle(), key, byref(v)))
+            else:
+                v = c_float()
+                _check(_lib.gtl_model_get_f32(self._handle(), key, byref(v)))
+        return v.value
+
+    def params(self):
+        """Every parameter as a dict {lower-case name: value}."""
+        return {k.name.lower(): self.get(k) for k in ModelParam}
+
+    # ---- life cycle and inspection ----
+
+    def init(self):
+        """Allocates and initialises the weights (BadState if already done)."""
+        with self._guard:
+            _check(_lib.gtl_model_init(self._handle()))
+        return self
+
+    @property
+    def num_params(self):
+        """Trainable values of the initialised model."""
+        v = c_int64()
+        with self._guard:
+            _check(_lib.gtl_model_num_params(self._handle(), byref(v)))
+        return v.value
+
+    def predict(self, x):
+        """Classifies features (n, F) with the current classifier (evaluation mode).
+
+        Returns (labels int64 (n,), probabilities float32 (n, C)); rows sum to 1.
+        """
+        a = _features(x, "Model.predict")
+        n, d = a.shape
+        with self._guard:
+            c = c_int64()
+            _check(_lib.gtl_model_get_i64(self._handle(), ModelParam.NUM_CLASSES, byref(c)))
+            labels = np.empty(n, np.int64)
+            probs = np.empty((n, c.value), np.float32)
+            _check(_lib.gtl_model_predict(self._handle(), _ptr(a, _pf), n, d,
+                                          _ptr(labels, _pi64), _ptr(probs, _pf), probs.size))
+        return labels, probs
+
+    def latent(self, x, which=Latent.CONCEPT):
+        """Latent codes (evaluation mode): CONCEPT (n, Nc) = mu_c, DISTURBANCE
+        (n, Nm) = the fused z~_m, or GATE (n, d)."""
+        which = Latent(which)
+        a = _features(x, "Model.latent")
+        n, d = a.shape
+        width_key = {Latent.CONCEPT: ModelParam.CONCEPT_DIM,
+                     Latent.DISTURBANCE: ModelParam.DISTURBANCE_DIM,
+                     Latent.GATE: ModelParam.NUM_DOMAINS}[which]
+        width = self.get(width_key)
+        out = np.empty((n, width), np.float32)
+        with self._guard:
+            _check(_lib.gtl_model_latent(self._handle(), which, _ptr(a, _pf), n, d,
+                                         _ptr(out, _pf), out.size))
+        return out
+
+    # ---- tensors ----
+
+    @property
+    def num_tensors(self):
+        v = c_int64()
+        with self._guard:
+            _check(_lib.gtl_model_num_tensors(self._handle(), byref(v)))
+        return v.value
+
+    def tensor_info(self, index):
+        """(name, numel, trainable in the current stage) of tensor ``index``."""
+        name = create_string_buffer(256)
+        numel, trainable = c_int64(), c_int32()
+        with self._guard:
+            _check(_lib.gtl_model_tensor_info(self._handle(), int(index), name, len(name),
+                                              byref(numel), byref(trainable)))
+        return name.value.decode(), numel.value, bool(trainable.value)
+
+    @property
+    def tensor_names(self):
+        """Names of the parameter tensors, in index order (e.g. "encoder.fc.weight")."""
+        return [self.tensor_info(i)[0] for i in range(self.num_tensors)]
+
+    def _tensor_index(self, key):
+        if isinstance(key, str):
+            names = self.tensor_names
+            try:
+                return names.index(key)
+            except ValueError:
+                raise InvalidArgument(f"Model: no tensor named {key!r}") from None
+        return int(key)
+
+    def get_tensor(self, key, grad=False):
+        """Values (or with grad=True the gradient) of a tensor, by name or index,
+        as a flat float32 array (a copy)."""
+        i = self._tensor_index(key)
+        _, numel, _ = self.tensor_info(i)
+        out = np.empty(numel, np.float32)
+        with self._guard:
+            _check(_lib.gtl_model_tensor_get(self._handle(), i, 1 if grad else 0,
+                                             _ptr(out, _pf), out.size))
+        return out
+
+    def get_grad(self, key):
+        """The accumulated gradient of a tensor (zeros when frozen or before backward)."""
+        return self.get_tensor(key, grad=True)
+
+    def set_tensor(self, key, values):
+        """Overwrites a tensor's values (any shape with numel finite values)."""
+        i = self._tensor_index(key)
+        a = np.ascontiguousarray(values, np.float32).reshape(-1)
+        with self._guard:
+            _check(_lib.gtl_model_tensor_set(self._handle(), i, _ptr(a, _pf), a.size))
+
+    def tensors(self, grad=False):
+        """All tensors as a dict {name: flat float32 array}."""
+        return {self.tensor_info(i)[0]: self.get_tensor(i, grad) for i in range(self.num_tensors)}
+
+    # ---- checkpoints ----
+
+    def save(self, path, optimizer=None):
+        """Writes the model (weights, statistics, classifier, RNG, stage) and, if
+        given, the optimizer's settings and state to one checkpoint file,
+        atomically. BadState while gradients are pending."""
+        with self._guard:
+            if optimizer is None:
+                _check(_lib.gtl_model_save(self._handle(), None, os.fsencode(path)))
+                return
+            with optimizer._guard:
+                _check(_lib.gtl_model_save(self._handle(), optimizer._handle(),
+                                           os.fsencode(path)))
+
+    @classmethod
+    def load_checkpoint(cls, path):
+        """(Model, Optimizer or None) from a file written by save()."""
+        hm, ho = c_void_p(), c_void_p()
+        _check(_lib.gtl_model_load(os.fsencode(path), byref(hm), byref(ho)))
+        model = cls.__new__(cls)
+        model._h = hm.value
+        model._guard = _Guard("Model")
+        opt = None
+        if ho.value:
+            opt = Optimizer.__new__(Optimizer)
+            opt._h = ho.value
+            opt._kind = None            # read lazily with gtl_optimizer_kind
+            opt._guard = _Guard("Optimizer")
+        return model, opt
+
+    @classmethod
+    def load(cls, path):
+        """A Model from a file written by save() (a saved optimizer is ignored)."""
+        hm = c_void_p()
+        _check(_lib.gtl_model_load(os.fsencode(path), byref(hm), None))
+        model = cls.__new__(cls)
+        model._h = hm.value
+        model._guard = _Guard("Model")
+        return model
+
+    # ---- training ----
+
+    def set_stage(self, stage, n_classes=0):
+        """Selects the stage the next steps train; B2/N2 need n_classes >= 1 and get a
+        fresh classifier."""
+        with self._guard:
+            _check(_lib.gtl_model_set_stage(self._handle(), int(Stage(stage)), int(n_classes)))
+
+    def _batch(self, x, labels, where):
+        a = _features(x, where)
+        y = None if labels is None else _ints(labels, a.shape[0], np.int64, where, "labels")
+        return a, y
+
+    def forward_backward(self, x, labels=None):
+        """Forward and backward of the current stage on one batch; returns the stats
+        dict. Gradients are then pending for apply()."""
+        a, y = self._batch(x, labels, "Model.forward_backward")
+        stats = np.zeros(STAT_COUNT, np.float32)
+        with self._guard:
+            _check(_lib.gtl_model_forward_backward(self._handle(), _ptr(a, _pf), a.shape[0],
+                                                   a.shape[1], _ptr(y, _pi64),
+                                                   _ptr(stats, _pf), STAT_COUNT))
+        return _stats_dict(stats)
+
+    def apply(self, optimizer):
+        """Applies the pending gradients with ``optimizer``; returns the gradient norm."""
+        norm = c_float()
+        with self._guard, optimizer._guard:
+            _check(_lib.gtl_model_apply(self._handle(), optimizer._handle(), byref(norm)))
+        return norm.value
+
+    def train_step(self, optimizer, x, labels=None):
+        """forward_backward() + apply(); returns the stats dict (with grad_norm and lr).
+        NumericError means the step was skipped and nothing changed."""
+        a, y = self._batch(x, labels, "Model.train_step")
+        stats = np.zeros(STAT_COUNT, np.float32)
+        with self._guard, optimizer._guard:
+            _check(_lib.gtl_model_train_step(self._handle(), optimizer._handle(), _ptr(a, _pf),
+                                             a.shape[0], a.shape[1], _ptr(y, _pi64),
+                                             _ptr(stats, _pf), STAT_COUNT))
+        return _stats_dict(stats)
+
+    def train_stage(self, optimizer, stage, dataset, epochs, progress=None):
+        """Runs a whole stage over ``dataset`` (labels 0..C-1 for B2/N2).
+
+        ``progress(stage, step, n_steps, stats)`` is called after every step;
+        a true return value stops the stage (Cancelled is raised) and an
+        exception it raises stops it and is re-raised here. Either way every
+        completed step has been applied.
+        """
+        with _Progress(progress) as p, self._guard, optimizer._guard:
+            st = _lib.gtl_model_train_stage(self._handle(), optimizer._handle(),
+                                            int(Stage(stage)), dataset._handle(), int(epochs),
+                                            p.cfn, None)
+        p.finish(st)
+
+    def adapt(self, support, progress=None):
+        """Adapts to the support set's C classes (stages N1 then N2 with the model's
+        N1/N2 settings); progress as for train_stage()."""
+        with _Progress(progress) as p, self._guard:
+            st = _lib.gtl_adapt(self._handle(), support._handle(), p.cfn, None)
+        p.finish(st)
+
+    def __repr__(self):
+        if self.closed:
+            return "<gtl.Model closed>"
+        return (f"<gtl.Model F={self.feature_dim} H={self.hidden_dim} Nc={self.concept_dim} "
+                f"Nm={self.disturbance_dim} d={self.num_domains} C={self.num_classes}>")
+
+
+def _model_property(key):
+    return property(lambda self: self.get(key), lambda self, v: self.set(key, v),
+                    doc=f"ModelParam.{key.name}")
+
+
+for _k in ModelParam:
+    setattr(Model, _k.name.lower(), _model_property(_k))
+del _k

@@ -1,0 +1,310 @@
+/**
+ * @file backbone.h
+ * @brief Image backbones: CLIP-layout Vision Transformers (for imported CLIP
+ *        weights) and a small residual CNN (trainable from scratch), image
+ *        decoding, preprocessing, augmentation and feature extraction.
+ *
+ * A ::gtl_backbone turns images into the feature vectors the GTL head works on.
+ * Images are decoded with Debian's libpng / libjpeg-turbo / libwebp (PNG, JPEG,
+ * WebP; grayscale and RGBA become RGB, alpha composited on white) and
+ * preprocessed as CLIP does: bicubic resize of the shorter side, centre crop,
+ * CLIP's mean and standard deviation.
+ *
+ * Usage, features of a folder of images with imported CLIP weights:
+ * @code
+ *   gtl_backbone *bb = NULL;
+ *   gtl_backbone_load("clip-vit-b16.safetensors", &bb);     // or gtl_backbone_create()
+ *   int64_t f = 0;
+ *   gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_DIM, &f);  // 1280
+ *   gtl_status per_file[3];
+ *   const char *paths[3] = {"a.png", "b.jpg", "c.webp"};
+ *   gtl_backbone_embed_files(bb, paths, 3, feats, 3 * f, per_file);
+ * @endcode
+ */
+#ifndef GTL_BACKBONE_H
+#define GTL_BACKBONE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gtl/export.h"
+#include "gtl/optim.h"
+#include "gtl/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An image backbone. Opaque; created and destroyed by libgtl. */
+typedef struct gtl_backbone gtl_backbone;
+
+/** Architectures and sizes a backbone can be created with. Append-only. */
+typedef enum gtl_backbone_preset {
+    GTL_BACKBONE_CLIP_VIT_B16 = 0, /**< CLIP ViT-B/16: 224 px, patch 16, width 768, 12 layers, F = 1280 */
+    GTL_BACKBONE_CLIP_VIT_B32 = 1, /**< CLIP ViT-B/32: 224 px, patch 32, width 768, 12 layers, F = 1280 */
+    GTL_BACKBONE_VIT_TINY = 2,     /**< a small ViT (64 px, patch 8, width 64, 2 layers) for tests */
+    GTL_BACKBONE_RESNET_SMALL = 3  /**< a residual CNN for training from scratch (64 px, F = 256) */
+} gtl_backbone_preset;
+
+/** Backbone settings (i64 unless stated). Append-only. */
+typedef enum gtl_backbone_param {
+    GTL_BACKBONE_IMAGE_SIZE = 0,      /**< read-only: input side in pixels */
+    GTL_BACKBONE_FEATURE_DIM = 1,     /**< read-only: F, size of the feature vector */
+    GTL_BACKBONE_FEATURE_PARTS = 2,   /**< ViT: 1 = CLS after ln_post, 2 = CLS @ proj, 3 = both (3) */
+    GTL_BACKBONE_BF16 = 3,            /**< 1 = bf16 linear layers for inference (0); fp32 where the CPU lacks bf16, logged */
+    GTL_BACKBONE_SEED = 4,            /**< seed of initialisation, augmentation and dropout (0) */
+    GTL_BACKBONE_TRAINABLE_BLOCKS = 5,/**< last blocks (ViT) or stages (CNN) that train; 0 = frozen (all for a new CNN) */
+    GTL_BACKBONE_NUM_CLASSES = 6,     /**< classes of the supervised training head (0 = none yet) */
+    GTL_BACKBONE_BATCH_SIZE = 7       /**< images per inference batch in the embed calls (8) */
+} gtl_backbone_param;
+
+/**
+ * Creates a backbone with freshly initialised weights.
+ *
+ * @param[in]  preset       a ::gtl_backbone_preset.
+ * @param[out] out_backbone the backbone; NULL on failure.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL out pointer, unknown
+ *         preset); ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ *
+ * Ownership: the caller destroys it with gtl_backbone_destroy().
+ * Thread safety: distinct backbones may be used from distinct threads.
+ */
+GTL_API gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone **out_backbone);
+
+/**
+ * Loads a backbone from a file, recognised by its content: a libgtl backbone
+ * checkpoint (gtl_backbone_save()), or a Hugging Face
+ * `CLIPVisionModelWithProjection` safetensors file (`vision_model.*` and
+ * `visual_projection.weight`; the configuration is inferred from the shapes).
+ * OpenAI CLIP / OpenCLIP state dicts are converted to the libgtl format with
+ * `bindings/python/tools/convert_clip.py`.
+ *
+ * @param[in]  path         the file.
+ * @param[out] out_backbone the backbone; NULL on failure.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
+ *         ::GTL_STATUS_IO (missing or unreadable file); ::GTL_STATUS_FORMAT
+ *         (unrecognised, corrupt or truncated file, missing or mis-shaped
+ *         tensors: the message names them); ::GTL_STATUS_UNSUPPORTED
+ *         (unsupported dtype or architecture); ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: the caller destroys the backbone.
+ * Thread safety: safe.
+ */
+GTL_API gtl_status gtl_backbone_load(const char *path, gtl_backbone **out_backbone);
+
+/**
+ * Saves the backbone (architecture, weights, normalisation statistics) to a
+ * libgtl checkpoint, atomically.
+ *
+ * @param[in] backbone the backbone.
+ * @param[in] path     the file to write.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
+ *         ::GTL_STATUS_IO; ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: nothing is kept.
+ * Thread safety: not concurrently with calls that modify the backbone.
+ */
+GTL_API gtl_status gtl_backbone_save(const gtl_backbone *backbone, const char *path);
+
+/**
+ * Destroys a backbone. NULL is accepted and ignored.
+ *
+ * Ownership: frees everything the backbone holds.
+ * Thread safety: the backbone must not be in use by another thread.
+ */
+GTL_API void gtl_backbone_destroy(gtl_backbone *backbone);
+
+/**
+ * Sets an integer setting.
+ *
+ * @param[in,out] backbone the backbone.
+ * @param[in]     key      a writable ::gtl_backbone_param.
+ * @param[in]     value    see the key's description.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL backbone, unknown or
+ *         read-only key, value out of range, a key that does not apply to
+ *         this architecture).
+ *
+ * Ownership: nothing is allocated.
+ * Thread safety: not concurrently with other calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_set_i64(gtl_backbone *backbone, gtl_backbone_param key,
+                                        int64_t value);
+
+/**
+ * Reads an integer setting.
+ *
+ * @param[in]  backbone  the backbone.
+ * @param[in]  key       a ::gtl_backbone_param.
+ * @param[out] out_value the value.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown key).
+ *
+ * Ownership: nothing is allocated.
+ * Thread safety: safe with other read-only calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_get_i64(const gtl_backbone *backbone, gtl_backbone_param key,
+                                        int64_t *out_value);
+
+/**
+ * Features of preprocessed images (inference: no gradients, normalisation
+ * layers on running statistics).
+ *
+ * @param[in,out] backbone the backbone.
+ * @param[in]     images   n images, each 3 x S x S floats (CHW), preprocessed
+ *                         (gtl_image_load() or gtl_image_preprocess()), S =
+ *                         GTL_BACKBONE_IMAGE_SIZE.
+ * @param[in]     n        number of images, >= 1.
+ * @param[out]    dst      n * F floats.
+ * @param[in]     capacity floats available in @p dst.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 1,
+ *         capacity < n * F, non-finite input); ::GTL_STATUS_OUT_OF_MEMORY;
+ *         ::GTL_STATUS_BACKEND.
+ *
+ * Ownership: the caller owns @p dst.
+ * Thread safety: not concurrently with other calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_embed(gtl_backbone *backbone, const float *images, int64_t n,
+                                      float *dst, size_t capacity);
+
+/**
+ * Decodes, preprocesses and embeds image files. A file that cannot be used
+ * (missing, corrupt, unsupported) gets its own status in @p out_status and a
+ * zero feature row; the others are embedded. With a cache directory set
+ * (gtl_backbone_set_cache_dir()), features are looked up and stored by image
+ * content hash, backbone checksum and preprocessing.
+ *
+ * @param[in,out] backbone   the backbone.
+ * @param[in]     paths      n file paths.
+ * @param[in]     n          number of files, >= 1.
+ * @param[out]    dst        n * F floats.
+ * @param[in]     capacity   floats available in @p dst.
+ * @param[out]    out_status n statuses (::GTL_STATUS_OK for each file used), or NULL.
+ * @return ::GTL_STATUS_OK if every file was embedded; otherwise the status of
+ *         the first file that failed (gtl_last_error() names it), with the
+ *         other rows still filled; ::GTL_STATUS_INVALID_ARG (NULL argument, n
+ *         < 1, capacity too small: nothing is written).
+ *
+ * Ownership: the caller owns @p dst and @p out_status.
+ * Thread safety: not concurrently with other calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_embed_files(gtl_backbone *backbone, const char *const *paths,
+                                            int64_t n, float *dst, size_t capacity,
+                                            gtl_status *out_status);
+
+/**
+ * Sets (or with NULL clears) the directory of the on-disk feature cache used
+ * by gtl_backbone_embed_files(). The directory is created if missing.
+ *
+ * @param[in,out] backbone the backbone.
+ * @param[in]     dir      a directory path, or NULL.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL backbone);
+ *         ::GTL_STATUS_IO (cannot create the directory); ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: the path is copied.
+ * Thread safety: not concurrently with other calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_set_cache_dir(gtl_backbone *backbone, const char *dir);
+
+/**
+ * One supervised training step of the backbone: features -> a linear
+ * classification head over GTL_BACKBONE_NUM_CLASSES classes -> cross-entropy,
+ * backward through the trainable blocks, optimizer step. Statistics are
+ * [loss, accuracy, gradient norm, learning rate].
+ *
+ * @param[in,out] backbone  the backbone (GTL_BACKBONE_NUM_CLASSES >= 2).
+ * @param[in,out] optimizer the optimizer (binds to the backbone's parameters).
+ * @param[in]     images    n preprocessed images (3 x S x S each).
+ * @param[in]     n         batch size, >= 2.
+ * @param[in]     labels    n labels in [0, NUM_CLASSES).
+ * @param[out]    stats     up to 4 statistics, or NULL.
+ * @param[in]     n_stats   entries available in @p stats.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 2,
+ *         labels out of range, non-finite input); ::GTL_STATUS_BAD_STATE (no
+ *         classes set, or nothing trainable); ::GTL_STATUS_NUMERIC (non-finite
+ *         loss or gradient: nothing changed); ::GTL_STATUS_OUT_OF_MEMORY;
+ *         ::GTL_STATUS_BACKEND.
+ *
+ * Ownership: inputs are copied.
+ * Thread safety: not concurrently with other calls on the backbone or optimizer.
+ */
+GTL_API gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer *optimizer,
+                                           const float *images, int64_t n,
+                                           const int64_t *labels, float *stats, size_t n_stats);
+
+/* ------------------------------------------------------------------------ */
+/* Images                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Augmentations for gtl_image_augment(), combinable as bit flags. */
+typedef enum gtl_augment {
+    GTL_AUGMENT_NONE = 0,
+    GTL_AUGMENT_RESIZED_CROP = 1 << 0, /**< random resized crop (scale 0.5-1, ratio 3/4-4/3) */
+    GTL_AUGMENT_FLIP = 1 << 1,         /**< horizontal flip with probability 0.5 */
+    GTL_AUGMENT_COLOR = 1 << 2,        /**< colour jitter (brightness, contrast, saturation 0.3) */
+    GTL_AUGMENT_STROKE = 1 << 3,       /**< line thickness (dilate/erode dark strokes) and blur, for sketches */
+    GTL_AUGMENT_EDGES = 1 << 4,        /**< replace the image by a sketch-like edge map (Sobel, dark lines on white) */
+    GTL_AUGMENT_GRAY = 1 << 5          /**< grayscale with probability 0.2 */
+} gtl_augment;
+
+/**
+ * Decodes an image file and preprocesses it CLIP-style to 3 x size x size floats.
+ *
+ * @param[in]  path     PNG, JPEG or WebP file (detected by content).
+ * @param[in]  size     output side, 1 .. 4096.
+ * @param[out] dst      3 * size * size floats, CHW.
+ * @param[in]  capacity floats available in @p dst.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, size out
+ *         of range, capacity too small); ::GTL_STATUS_IO (missing or
+ *         unreadable file); ::GTL_STATUS_FORMAT (corrupt, truncated or
+ *         zero-sized image); ::GTL_STATUS_UNSUPPORTED (another format, or
+ *         larger than 16384 px per side); ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: the caller owns @p dst.
+ * Thread safety: safe from any thread.
+ */
+GTL_API gtl_status gtl_image_load(const char *path, int32_t size, float *dst, size_t capacity);
+
+/**
+ * Preprocesses a host image buffer CLIP-style to 3 x size x size floats.
+ *
+ * @param[in]  pixels   height * width * channels bytes, row-major, interleaved.
+ * @param[in]  height   rows, >= 1.
+ * @param[in]  width    columns, >= 1.
+ * @param[in]  channels 1 (gray or infrared), 3 (RGB) or 4 (RGBA, composited on white).
+ * @param[in]  size     output side, 1 .. 4096.
+ * @param[out] dst      3 * size * size floats.
+ * @param[in]  capacity floats available in @p dst.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, bad
+ *         dimensions or channels, capacity too small); ::GTL_STATUS_OUT_OF_MEMORY.
+ *
+ * Ownership: the caller owns both buffers.
+ * Thread safety: safe from any thread.
+ */
+GTL_API gtl_status gtl_image_preprocess(const uint8_t *pixels, int32_t height, int32_t width,
+                                        int32_t channels, int32_t size, float *dst,
+                                        size_t capacity);
+
+/**
+ * Decodes an image file and produces a randomly augmented, preprocessed view
+ * (3 x size x size floats), for training with few images per class.
+ *
+ * @param[in]     path      the image file.
+ * @param[in]     flags     a combination of ::gtl_augment flags.
+ * @param[in,out] rng_state the augmentation's random state; any value is a
+ *                          valid seed; it advances with each call.
+ * @param[in]     size      output side, 1 .. 4096.
+ * @param[out]    dst       3 * size * size floats.
+ * @param[in]     capacity  floats available in @p dst.
+ * @return as gtl_image_load(); ::GTL_STATUS_INVALID_ARG also for unknown flags
+ *         or a NULL rng_state.
+ *
+ * Ownership: the caller owns @p dst.
+ * Thread safety: safe from any thread (with distinct rng_state variables).
+ */
+GTL_API gtl_status gtl_image_augment(const char *path, uint32_t flags, uint64_t *rng_state,
+                                     int32_t size, float *dst, size_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GTL_BACKBONE_H */
