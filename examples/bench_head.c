@@ -43,6 +43,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -87,7 +94,7 @@ static float nrand(void)
 }
 
 typedef struct step_times {
-    double step, fb, apply, allocs;
+    double step, step_min, cpu, fb, apply, allocs;
 } step_times;
 
 /* Times a stage: steps of (forward_backward, apply) on fixed batches. */
@@ -108,6 +115,7 @@ static step_times bench_stage(gtl_model *m, gtl_stage stage, int64_t n_classes, 
     for (int s = 0; s < 3; s++) /* warm-up: primitives, arena, optimizer state */
         CHECK(gtl_model_train_step(m, opt, x, B, F, cls ? y : NULL, NULL, 0));
     uint64_t a0 = gtl__alloc_count();
+    double c0 = cpu_ms();
     for (int s = 0; s < steps; s++) {
         double t0 = now_ms();
         CHECK(gtl_model_forward_backward(m, x, B, F, cls ? y : NULL, NULL, 0));
@@ -119,8 +127,10 @@ static step_times bench_stage(gtl_model *m, gtl_stage stage, int64_t n_classes, 
         t_step[s] = t2 - t0;
     }
     step_times r;
+    r.cpu = (cpu_ms() - c0) / steps;
     r.allocs = (double)(gtl__alloc_count() - a0) / steps;
     r.step = median(t_step, steps);
+    r.step_min = t_step[0]; /* sorted by median() */
     r.fb = median(t_fb, steps);
     r.apply = median(t_ap, steps);
     free(t_step);
@@ -171,20 +181,23 @@ static void bench_adapt(const char *label, int64_t n_way, int64_t shots, int rep
     gtl_dataset *sup = make_support(n_way, shots);
     double *t = malloc((size_t)reps * sizeof(double));
     adapt_count cnt = {0};
+    double cpu = 0.0;
     for (int r = 0; r < reps; r++) {
         gtl_model *m = make_model(); /* creation and init are not timed */
         cnt.steps = 0;
-        double t0 = now_ms();
+        double t0 = now_ms(), c0 = cpu_ms();
         CHECK(gtl_adapt(m, sup, count_steps, &cnt));
         t[r] = now_ms() - t0;
+        cpu = cpu_ms() - c0;
         gtl_model_destroy(m);
     }
     int64_t n = 0;
     gtl_dataset_size(sup, &n);
-    printf("gtl_adapt %-14s support %4lld: %9.1f ms per adapt (median of %d), %lld steps, "
-           "%.2f ms/step\n",
-           label, (long long)n, median(t, reps), reps, (long long)cnt.steps,
-           median(t, reps) / (double)cnt.steps);
+    double med = median(t, reps);
+    printf("gtl_adapt %-14s support %4lld: %9.1f ms per adapt (median of %d, min %.1f; cpu of "
+           "the last %.1f), %lld steps, %.2f ms/step\n",
+           label, (long long)n, med, reps, t[0], cpu, (long long)cnt.steps,
+           med / (double)cnt.steps);
     free(t);
     gtl_dataset_destroy(sup);
 }
@@ -217,17 +230,17 @@ int main(int argc, char **argv)
     CHECK(gtl_model_num_params(m, &np));
     printf("head: F 1280, H 256, Nc 128, Nm 64, d 128: %lld parameters\n", (long long)np);
     step_times b1 = bench_stage(m, GTL_STAGE_B1, 0, steps);
-    printf("B1 step  (B %d): %7.2f ms/step  (forward+backward %6.2f, apply %6.2f), "
-           "%.2f allocations/step\n",
-           B, b1.step, b1.fb, b1.apply, b1.allocs);
+    printf("B1 step (B %d): %8.2f ms/step (min %8.2f, cpu %8.2f; forward+backward %7.2f, "
+           "apply %7.2f), %.2f allocations/step\n",
+           B, b1.step, b1.step_min, b1.cpu, b1.fb, b1.apply, b1.allocs);
     step_times n1 = bench_stage(m, GTL_STAGE_N1, 0, steps);
-    printf("N1 step  (B %d): %7.2f ms/step  (forward+backward %6.2f, apply %6.2f), "
-           "%.2f allocations/step\n",
-           B, n1.step, n1.fb, n1.apply, n1.allocs);
+    printf("N1 step (B %d): %8.2f ms/step (min %8.2f, cpu %8.2f; forward+backward %7.2f, "
+           "apply %7.2f), %.2f allocations/step\n",
+           B, n1.step, n1.step_min, n1.cpu, n1.fb, n1.apply, n1.allocs);
     step_times n2 = bench_stage(m, GTL_STAGE_N2, 16, steps);
-    printf("N2 step  (B %d, 16 classes): %7.2f ms/step  (forward+backward %6.2f, apply %6.2f), "
-           "%.2f allocations/step\n",
-           B, n2.step, n2.fb, n2.apply, n2.allocs);
+    printf("N2 step (B %d, 16 classes): %8.2f ms/step (min %8.2f, cpu %8.2f; forward+backward "
+           "%7.2f, apply %7.2f), %.2f allocations/step\n",
+           B, n2.step, n2.step_min, n2.cpu, n2.fb, n2.apply, n2.allocs);
 
     printf("primitives (op, implementation, hot, executions):\n");
     for (int64_t i = 0; i < gtl__ctx_num_prims(m->ctx); i++) {
