@@ -28,5 +28,6 @@
 #include "gtl/model.h"
 #include "gtl/optim.h"
 #include "gtl/train.h"
+#include "gtl/eval.h"
 
 #endif /* GTL_GTL_H */

@@ -111,12 +111,14 @@ gtl_status gtl_model_param_bounds(gtl_model_param key, double *out_lo, double *o
                                   int32_t *out_is_int)
 {
     gtl__clear_error();
-    if (out_lo == NULL || out_hi == NULL)
-        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds: NULL out pointer");
-    *out_lo = 0;
-    *out_hi = 0;
+    if (out_lo != NULL)
+        *out_lo = 0;
+    if (out_hi != NULL)
+        *out_hi = 0;
     if (out_is_int != NULL)
         *out_is_int = 0;
+    if (out_lo == NULL || out_hi == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds: NULL out pointer");
     if (!key_valid(key))
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds: unknown key %d",
                           (int)key);
@@ -201,10 +203,11 @@ gtl_status gtl_model_get_f32(const gtl_model *model, gtl_model_param key, float 
     return GTL_STATUS_OK;
 }
 
-/* The head configuration the current parameters describe. */
+/* The head configuration the current parameters describe. c may be
+ * &m->head.cfg itself (the refresh in gtl__model_ensure_init), so the class
+ * count is read before the defaults overwrite it. */
 static void head_config(const gtl_model *m, gtl__head_config *c)
 {
-    /* Read before the defaults are written: c may be &m->head.cfg itself. */
     int64_t n_classes = m->initialized ? m->head.cfg.n_classes : m->iv[GTL_MODEL_NUM_CLASSES];
     gtl__head_config_default(c);
     c->feat_dim = m->iv[GTL_MODEL_FEATURE_DIM];

@@ -252,6 +252,8 @@ gtl_status gtl_model_train_step(gtl_model *model, gtl_optimizer *optimizer,
                                 const int64_t *labels, float *stats, size_t n_stats)
 {
     gtl__clear_error();
+    if (stats != NULL)
+        memset(stats, 0, n_stats * sizeof(float));
     if (optimizer == NULL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_model_train_step: optimizer is NULL");
     float local[GTL__STAT_COUNT];

@@ -6,6 +6,8 @@
  * file), and each function is assigned to a pointer of its exact documented
  * type, so a changed signature fails to compile. Plain C, no test framework:
  * the exit status is the number of failed checks. */
+#include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,29 @@ static int n_failed;
                     __FILE__, __LINE__, #cond, gtl_last_error());            \
             n_failed++;                                                      \
         }                                                                    \
+    } while (0)
+
+/* A call that must fail with status `want` and a message containing `needle`. */
+#define CHECK_FAIL(call, want, needle)                                                   \
+    do {                                                                                 \
+        gtl_status st_ = (call);                                                         \
+        if (st_ != (want) || strstr(gtl_last_error(), (needle)) == NULL) {              \
+            fprintf(stderr, "%s:%d: %s gave \"%s\" (%s), expected \"%s\" naming %s\n", \
+                    __FILE__, __LINE__, #call, gtl_strerror(st_), gtl_last_error(),      \
+                    gtl_strerror(want), (needle));                                       \
+            n_failed++;                                                                  \
+        }                                                                                \
+    } while (0)
+
+/* A call that must succeed and leave the message empty. */
+#define CHECK_OK(call)                                                                   \
+    do {                                                                                 \
+        gtl_status st_ = (call);                                                         \
+        if (st_ != GTL_STATUS_OK || gtl_last_error()[0] != '\0') {                       \
+            fprintf(stderr, "%s:%d: %s gave \"%s\" (%s)\n", __FILE__, __LINE__, #call,    \
+                    gtl_strerror(st_), gtl_last_error());                                \
+            n_failed++;                                                                  \
+        }                                                                                \
     } while (0)
 
 /* ---- compile-time ABI facts ------------------------------------------------ */
@@ -45,6 +70,50 @@ _Static_assert(GTL_VERSION_NUMBER ==
                    GTL_VERSION_MAJOR * 10000 + GTL_VERSION_MINOR * 100 + GTL_VERSION_PATCH,
                "version number formula");
 
+/* Enum values stored in files, sent across processes or used as array
+ * indices by hosts: append-only within a major version. */
+_Static_assert(GTL_STAGE_B1 == 0 && GTL_STAGE_B2 == 1 && GTL_STAGE_N1 == 2 && GTL_STAGE_N2 == 3,
+               "stages are ABI");
+_Static_assert(GTL_STAT_LOSS == 0 && GTL_STAT_MSE == 1 && GTL_STAT_KL == 2 &&
+                   GTL_STAT_CAPACITY == 3 && GTL_STAT_CE == 4 && GTL_STAT_TRIPLET == 5 &&
+                   GTL_STAT_CENTER == 6 && GTL_STAT_ACCURACY == 7 && GTL_STAT_GRAD_NORM == 8 &&
+                   GTL_STAT_LR == 9 && GTL_STAT_COUNT == 10,
+               "statistics indices are ABI");
+_Static_assert(GTL_MODALITY_RGB == 0 && GTL_MODALITY_SKETCH == 1 && GTL_MODALITY_INFRARED == 2 &&
+                   GTL_MODALITY_DEPTH == 3 && GTL_MODALITY_USER == 16,
+               "modalities are ABI");
+_Static_assert(GTL_MODALITY_BIT(GTL_MODALITY_SKETCH) == 2u && GTL_MODALITY_BIT(31) == 0x80000000u &&
+                   GTL_MODALITY_ALL == 0xffffffffu && GTL_NO_PAIR == -1,
+               "modality masks and the no-pair id are ABI");
+_Static_assert(GTL_LATENT_CONCEPT == 0 && GTL_LATENT_DISTURBANCE == 1 && GTL_LATENT_GATE == 2,
+               "latent kinds are ABI");
+_Static_assert(GTL_MODEL_FEATURE_DIM == 0 && GTL_MODEL_HIDDEN_DIM == 1 &&
+                   GTL_MODEL_CONCEPT_DIM == 2 && GTL_MODEL_DISTURBANCE_DIM == 3 &&
+                   GTL_MODEL_NUM_DOMAINS == 4 && GTL_MODEL_NUM_CLASSES == 5 &&
+                   GTL_MODEL_ESTIMATOR == 6 && GTL_MODEL_SEED == 7 && GTL_MODEL_DROPOUT == 8 &&
+                   GTL_MODEL_BETA == 9 && GTL_MODEL_CAPACITY_MAX == 10 &&
+                   GTL_MODEL_CAPACITY_ITERS == 11 && GTL_MODEL_CAPACITY_RATE_BASE == 12 &&
+                   GTL_MODEL_CAPACITY_RATE_NOVEL == 13 && GTL_MODEL_TRIPLET_MARGIN == 14,
+               "model parameter keys are ABI");
+_Static_assert(GTL_MODEL_CE_WEIGHT == 15 && GTL_MODEL_TRIPLET_WEIGHT == 16 &&
+                   GTL_MODEL_CENTER_WEIGHT == 17 && GTL_MODEL_CENTER_LR == 18 &&
+                   GTL_MODEL_FREEZE_GENERATOR == 19 && GTL_MODEL_BATCH_CLASSES == 20 &&
+                   GTL_MODEL_BATCH_SAMPLES == 21 && GTL_MODEL_N1_EPOCHS == 22 &&
+                   GTL_MODEL_N2_EPOCHS == 23 && GTL_MODEL_N1_LR == 24 && GTL_MODEL_N2_LR == 25 &&
+                   GTL_MODEL_WEIGHT_DECAY == 26 && GTL_MODEL_WARMUP_EPOCHS == 27 &&
+                   GTL_MODEL_CLIP_NORM == 28 && GTL_MODEL_CLS_USE_MEAN == 29,
+               "model parameter keys are ABI");
+_Static_assert(GTL_OPTIM_ADAM == 0 && GTL_OPTIM_ADAMW == 1 && GTL_OPTIM_SGD == 2,
+               "optimizer kinds are ABI");
+_Static_assert(GTL_OPTIM_PARAM_LR == 0 && GTL_OPTIM_PARAM_BETA1 == 1 &&
+                   GTL_OPTIM_PARAM_BETA2 == 2 && GTL_OPTIM_PARAM_EPS == 3 &&
+                   GTL_OPTIM_PARAM_WEIGHT_DECAY == 4 && GTL_OPTIM_PARAM_MOMENTUM == 5 &&
+                   GTL_OPTIM_PARAM_NESTEROV == 6 && GTL_OPTIM_PARAM_CLIP_NORM == 7 &&
+                   GTL_OPTIM_PARAM_WARMUP_STEPS == 8 &&
+                   GTL_OPTIM_PARAM_WARMUP_START_FACTOR == 9 && GTL_OPTIM_PARAM_DECAY_GAMMA == 10,
+               "optimizer settings are ABI");
+_Static_assert(GTL_OPTIM_MAX_MILESTONES == 64, "the milestone limit is ABI");
+
 /* The exact type of every exported function. */
 static uint32_t (*const p_version_number)(void) = gtl_version_number;
 static const char *(*const p_version_string)(void) = gtl_version_string;
@@ -59,6 +128,107 @@ static gtl_status (*const p_set_num_threads)(int32_t) = gtl_set_num_threads;
 static gtl_status (*const p_num_threads)(int32_t *) = gtl_num_threads;
 static gtl_status (*const p_build_info)(char *, size_t, size_t *) = gtl_build_info;
 static gtl_status (*const p_cpu_has_bf16)(int32_t *) = gtl_cpu_has_bf16;
+
+/* dataset.h */
+static gtl_status (*const p_dataset_create)(int64_t, gtl_dataset **) = gtl_dataset_create;
+static void (*const p_dataset_destroy)(gtl_dataset *) = gtl_dataset_destroy;
+static gtl_status (*const p_dataset_add)(gtl_dataset *, const float *, int64_t, const int64_t *,
+                                         const int32_t *, const int64_t *) = gtl_dataset_add;
+static gtl_status (*const p_dataset_size)(const gtl_dataset *, int64_t *) = gtl_dataset_size;
+static gtl_status (*const p_dataset_feature_dim)(const gtl_dataset *,
+                                                 int64_t *) = gtl_dataset_feature_dim;
+static gtl_status (*const p_dataset_num_classes)(const gtl_dataset *, int64_t *,
+                                                 int64_t *) = gtl_dataset_num_classes;
+static gtl_status (*const p_dataset_get)(const gtl_dataset *, int64_t, float *, size_t, int64_t *,
+                                         int32_t *, int64_t *) = gtl_dataset_get;
+static gtl_status (*const p_dataset_remap_labels)(gtl_dataset *, int64_t *, size_t,
+                                                  int64_t *) = gtl_dataset_remap_labels;
+static gtl_status (*const p_dataset_identity_batch)(const gtl_dataset *, uint64_t *, int64_t,
+                                                    int64_t, int64_t *, size_t,
+                                                    int64_t *) = gtl_dataset_identity_batch;
+static gtl_status (*const p_episode_create)(gtl_episode **) = gtl_episode_create;
+static void (*const p_episode_destroy)(gtl_episode *) = gtl_episode_destroy;
+static gtl_status (*const p_episode_sample)(gtl_episode *, const gtl_dataset *, int64_t, int64_t,
+                                            int64_t, uint32_t, uint32_t,
+                                            uint64_t) = gtl_episode_sample;
+static const gtl_dataset *(*const p_episode_support)(const gtl_episode *) = gtl_episode_support;
+static const gtl_dataset *(*const p_episode_query)(const gtl_episode *) = gtl_episode_query;
+static gtl_status (*const p_episode_class_label)(const gtl_episode *, int64_t,
+                                                 int64_t *) = gtl_episode_class_label;
+
+/* optim.h */
+static gtl_status (*const p_optimizer_create)(gtl_optim_kind,
+                                              gtl_optimizer **) = gtl_optimizer_create;
+static void (*const p_optimizer_destroy)(gtl_optimizer *) = gtl_optimizer_destroy;
+static gtl_status (*const p_optimizer_reset)(gtl_optimizer *) = gtl_optimizer_reset;
+static gtl_status (*const p_optimizer_set_f32)(gtl_optimizer *, gtl_optim_param,
+                                               float) = gtl_optimizer_set_f32;
+static gtl_status (*const p_optimizer_get_f32)(const gtl_optimizer *, gtl_optim_param,
+                                               float *) = gtl_optimizer_get_f32;
+static gtl_status (*const p_optimizer_set_i64)(gtl_optimizer *, gtl_optim_param,
+                                               int64_t) = gtl_optimizer_set_i64;
+static gtl_status (*const p_optimizer_get_i64)(const gtl_optimizer *, gtl_optim_param,
+                                               int64_t *) = gtl_optimizer_get_i64;
+static gtl_status (*const p_optim_param_bounds)(gtl_optim_param, double *,
+                                                double *) = gtl_optim_param_bounds;
+static gtl_status (*const p_optimizer_set_milestones)(gtl_optimizer *, const int64_t *,
+                                                      size_t) = gtl_optimizer_set_milestones;
+static gtl_status (*const p_optimizer_get_milestones)(const gtl_optimizer *, int64_t *, size_t,
+                                                      size_t *) = gtl_optimizer_get_milestones;
+static gtl_status (*const p_optimizer_lr_at)(const gtl_optimizer *, int64_t,
+                                             float *) = gtl_optimizer_lr_at;
+static gtl_status (*const p_optimizer_num_steps)(const gtl_optimizer *,
+                                                 int64_t *) = gtl_optimizer_num_steps;
+static gtl_status (*const p_optimizer_kind)(const gtl_optimizer *,
+                                            gtl_optim_kind *) = gtl_optimizer_kind;
+
+/* model.h */
+static gtl_status (*const p_model_create)(gtl_model **) = gtl_model_create;
+static void (*const p_model_destroy)(gtl_model *) = gtl_model_destroy;
+static gtl_status (*const p_model_set_i64)(gtl_model *, gtl_model_param,
+                                           int64_t) = gtl_model_set_i64;
+static gtl_status (*const p_model_get_i64)(const gtl_model *, gtl_model_param,
+                                           int64_t *) = gtl_model_get_i64;
+static gtl_status (*const p_model_set_f32)(gtl_model *, gtl_model_param,
+                                           float) = gtl_model_set_f32;
+static gtl_status (*const p_model_get_f32)(const gtl_model *, gtl_model_param,
+                                           float *) = gtl_model_get_f32;
+static gtl_status (*const p_model_param_bounds)(gtl_model_param, double *, double *,
+                                                int32_t *) = gtl_model_param_bounds;
+static gtl_status (*const p_model_init)(gtl_model *) = gtl_model_init;
+static gtl_status (*const p_model_num_params)(const gtl_model *, int64_t *) = gtl_model_num_params;
+static gtl_status (*const p_model_predict)(gtl_model *, const float *, int64_t, int64_t, int64_t *,
+                                           float *, size_t) = gtl_model_predict;
+static gtl_status (*const p_model_latent)(gtl_model *, gtl_latent, const float *, int64_t, int64_t,
+                                          float *, size_t) = gtl_model_latent;
+static gtl_status (*const p_model_num_tensors)(const gtl_model *,
+                                               int64_t *) = gtl_model_num_tensors;
+static gtl_status (*const p_model_tensor_info)(const gtl_model *, int64_t, char *, size_t,
+                                               int64_t *, int32_t *) = gtl_model_tensor_info;
+static gtl_status (*const p_model_tensor_get)(const gtl_model *, int64_t, int32_t, float *,
+                                              size_t) = gtl_model_tensor_get;
+static gtl_status (*const p_model_tensor_set)(gtl_model *, int64_t, const float *,
+                                              size_t) = gtl_model_tensor_set;
+static gtl_status (*const p_model_save)(const gtl_model *, const gtl_optimizer *,
+                                        const char *) = gtl_model_save;
+static gtl_status (*const p_model_load)(const char *, gtl_model **,
+                                        gtl_optimizer **) = gtl_model_load;
+
+/* train.h */
+static gtl_status (*const p_model_set_stage)(gtl_model *, gtl_stage,
+                                             int64_t) = gtl_model_set_stage;
+static gtl_status (*const p_model_forward_backward)(gtl_model *, const float *, int64_t, int64_t,
+                                                    const int64_t *, float *,
+                                                    size_t) = gtl_model_forward_backward;
+static gtl_status (*const p_model_apply)(gtl_model *, gtl_optimizer *, float *) = gtl_model_apply;
+static gtl_status (*const p_model_train_step)(gtl_model *, gtl_optimizer *, const float *,
+                                              int64_t, int64_t, const int64_t *, float *,
+                                              size_t) = gtl_model_train_step;
+static gtl_status (*const p_model_train_stage)(gtl_model *, gtl_optimizer *, gtl_stage,
+                                               const gtl_dataset *, int64_t, gtl_progress_fn,
+                                               void *) = gtl_model_train_stage;
+static gtl_status (*const p_adapt)(gtl_model *, const gtl_dataset *, gtl_progress_fn,
+                                   void *) = gtl_adapt;
 
 /* The callback typedefs, matched by these definitions. */
 typedef struct counts {
@@ -246,6 +416,1623 @@ static void check_build_info(void)
     CHECK(p_cpu_has_bf16(NULL) == GTL_STATUS_INVALID_ARG);
 }
 
+/* ---- shared helpers for the handle APIs ---------------------------------------- */
+
+/* A non-NULL value for out pointers, to see that failures reset them. */
+static max_align_t sentinel_obj;
+#define SENTINEL(T) ((T *)(void *)&sentinel_obj)
+
+static double abs_d(double x)
+{
+    return x < 0 ? -x : x;
+}
+
+static int close_to(double a, double b, double rel)
+{
+    return abs_d(a - b) <= rel * abs_d(b) + 1e-30;
+}
+
+static void check_no_memory(const char *where)
+{
+    uint64_t bytes = 1, blocks = 1;
+    CHECK(gtl_memory_in_use(&bytes, &blocks) == GTL_STATUS_OK);
+    if (bytes != 0 || blocks != 0) {
+        fprintf(stderr, "%s: libgtl still holds %llu bytes in %llu blocks\n", where,
+                (unsigned long long)bytes, (unsigned long long)blocks);
+        n_failed++;
+    }
+}
+
+/* The base data: 4 classes (labels 10, 20, 30, 40) of 6 samples each: photos
+ * 0..2 and sketches 3..5, photo k and sketch k + 3 sharing a pair id. Class c
+ * lights up features j with j % 4 == c; sketches add 0.5 to the upper half. */
+enum { FD = 16, N_BASE = 24, N_CLS = 4, PER_CLS = 6 };
+static float base_x[N_BASE * FD];
+static int64_t base_label[N_BASE];
+static int64_t base_cls[N_BASE];
+static int32_t base_mod[N_BASE];
+static int64_t base_pair[N_BASE];
+
+static void make_base_data(void)
+{
+    uint64_t s = 12345;
+    for (int i = 0; i < N_BASE; i++) {
+        int c = i / PER_CLS, k = i % PER_CLS;
+        base_cls[i] = c;
+        base_label[i] = 10 * (c + 1);
+        base_mod[i] = k < 3 ? GTL_MODALITY_RGB : GTL_MODALITY_SKETCH;
+        base_pair[i] = 100 * c + k % 3;
+        for (int j = 0; j < FD; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            float u = (float)(s >> 40) / 16777216.0f - 0.5f;
+            base_x[i * FD + j] = (j % N_CLS == c ? 2.0f : 0.0f) +
+                                 (k >= 3 && j >= FD / 2 ? 0.5f : 0.0f) + 0.2f * u;
+        }
+    }
+}
+
+static gtl_dataset *make_base(void)
+{
+    gtl_dataset *ds = NULL;
+    CHECK_OK(gtl_dataset_create(FD, &ds));
+    CHECK_OK(gtl_dataset_add(ds, base_x, N_BASE, base_label, base_mod, base_pair));
+    return ds;
+}
+
+/* The source sample with this pair id and modality, or -1. */
+static int base_find(int64_t pair, int32_t mod)
+{
+    for (int i = 0; i < N_BASE; i++)
+        if (base_pair[i] == pair && base_mod[i] == mod)
+            return i;
+    return -1;
+}
+
+/* ---- datasets ------------------------------------------------------------------ */
+
+static void check_dataset_basics(void)
+{
+    gtl_dataset *ds = SENTINEL(gtl_dataset);
+    CHECK_FAIL(gtl_dataset_create(FD, NULL), GTL_STATUS_INVALID_ARG, "gtl_dataset_create");
+    CHECK_FAIL(p_dataset_create(0, &ds), GTL_STATUS_INVALID_ARG, "feature_dim");
+    CHECK(ds == NULL);
+    ds = SENTINEL(gtl_dataset);
+    CHECK_FAIL(gtl_dataset_create(((int64_t)1 << 20) + 1, &ds), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_create");
+    CHECK(ds == NULL);
+    CHECK_FAIL(gtl_dataset_create(-3, &ds), GTL_STATUS_INVALID_ARG, "gtl_dataset_create");
+    gtl_dataset_destroy(NULL);
+    p_dataset_destroy(NULL);
+
+    CHECK_OK(gtl_dataset_create(FD, &ds));
+    int64_t n = -1, n_cls = -1, end = -1;
+    CHECK_OK(gtl_dataset_size(ds, &n));
+    CHECK(n == 0);
+    CHECK_OK(gtl_dataset_num_classes(ds, &n_cls, &end));
+    CHECK(n_cls == 0 && end == 0);
+
+    /* Every bad input is refused before anything is appended. */
+    float x[2 * FD];
+    memcpy(x, base_x, sizeof x);
+    int64_t lab[2] = {7, 3};
+    int32_t mod[2] = {GTL_MODALITY_DEPTH, GTL_MODALITY_USER + 15};
+    int64_t pair[2] = {GTL_NO_PAIR, 5};
+    CHECK_FAIL(p_dataset_add(NULL, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_add");
+    CHECK_FAIL(gtl_dataset_add(ds, NULL, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_add");
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, NULL, mod, pair), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_add");
+    CHECK_FAIL(gtl_dataset_add(ds, x, 0, lab, mod, pair), GTL_STATUS_INVALID_ARG, "n must be");
+    CHECK_FAIL(gtl_dataset_add(ds, x, -1, lab, mod, pair), GTL_STATUS_INVALID_ARG, "n must be");
+    lab[1] = -1;
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG, "negative");
+    lab[1] = 3;
+    mod[1] = 32;
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG, "modality");
+    mod[1] = -1;
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG, "modality");
+    mod[1] = GTL_MODALITY_USER + 15;
+    pair[1] = -2;
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG, "pair id");
+    pair[1] = 5;
+    x[FD + 3] = NAN;
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG, "NaN");
+    x[FD + 3] = -INFINITY;
+    CHECK_FAIL(gtl_dataset_add(ds, x, 2, lab, mod, pair), GTL_STATUS_INVALID_ARG, "infinite");
+    x[FD + 3] = base_x[FD + 3];
+    CHECK_OK(gtl_dataset_size(ds, &n));
+    CHECK(n == 0);
+
+    /* Valid rows, then rows with the defaults (RGB, no pair). */
+    CHECK_OK(gtl_dataset_add(ds, x, 2, lab, mod, pair));
+    CHECK_OK(gtl_dataset_add(ds, x, 1, lab, NULL, NULL));
+    CHECK_OK(gtl_dataset_size(ds, &n));
+    CHECK(n == 3);
+    CHECK_OK(p_dataset_num_classes(ds, &n_cls, &end));
+    CHECK(n_cls == 2 && end == 8);
+    float row[FD];
+    int64_t l = -1, pr = -9;
+    int32_t md = -1;
+    CHECK_OK(gtl_dataset_get(ds, 1, row, FD, &l, &md, &pr));
+    CHECK(memcmp(row, x + FD, sizeof row) == 0);
+    CHECK(l == 3 && md == GTL_MODALITY_USER + 15 && pr == 5);
+    CHECK_OK(gtl_dataset_get(ds, 2, NULL, 0, &l, &md, &pr));
+    CHECK(l == 7 && md == GTL_MODALITY_RGB && pr == GTL_NO_PAIR);
+    gtl_dataset_destroy(ds);
+    check_no_memory("dataset basics");
+}
+
+static void check_dataset_queries(void)
+{
+    gtl_dataset *ds = make_base();
+    int64_t n = -1, dim = -1, n_cls = -1, end = -1;
+    CHECK_OK(p_dataset_size(ds, &n));
+    CHECK(n == N_BASE);
+    CHECK_OK(p_dataset_feature_dim(ds, &dim));
+    CHECK(dim == FD);
+    CHECK_OK(gtl_dataset_num_classes(ds, &n_cls, &end));
+    CHECK(n_cls == N_CLS && end == 41);
+    CHECK_OK(gtl_dataset_num_classes(ds, &n_cls, NULL));
+
+    n = dim = n_cls = end = 5;
+    CHECK_FAIL(gtl_dataset_size(NULL, &n), GTL_STATUS_INVALID_ARG, "gtl_dataset_size");
+    CHECK(n == 0);
+    CHECK_FAIL(gtl_dataset_size(ds, NULL), GTL_STATUS_INVALID_ARG, "gtl_dataset_size");
+    CHECK_FAIL(gtl_dataset_feature_dim(NULL, &dim), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_feature_dim");
+    CHECK(dim == 0);
+    CHECK_FAIL(gtl_dataset_feature_dim(ds, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_feature_dim");
+    CHECK_FAIL(gtl_dataset_num_classes(NULL, &n_cls, &end), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_num_classes");
+    CHECK(n_cls == 0 && end == 0);
+    end = 5;
+    CHECK_FAIL(gtl_dataset_num_classes(ds, NULL, &end), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_num_classes");
+    CHECK(end == 0);
+
+    /* get */
+    float row[FD];
+    int64_t l = -1, pr = -9;
+    int32_t md = -1;
+    for (int i = 0; i < N_BASE; i++) {
+        CHECK_OK(p_dataset_get(ds, i, row, FD, &l, &md, &pr));
+        CHECK(memcmp(row, base_x + i * FD, sizeof row) == 0);
+        CHECK(l == base_label[i] && md == base_mod[i] && pr == base_pair[i]);
+    }
+    CHECK_OK(gtl_dataset_get(ds, 3, NULL, 0, NULL, NULL, NULL));
+    for (int j = 0; j < FD; j++)
+        row[j] = -7.0f;
+    l = pr = 9;
+    md = 9;
+    CHECK_FAIL(gtl_dataset_get(ds, 0, row, FD - 1, &l, &md, &pr), GTL_STATUS_INVALID_ARG,
+               "dst_capacity");
+    CHECK(row[0] == -7.0f && row[FD - 1] == -7.0f);
+    CHECK(l == 0 && md == 0 && pr == 0);
+    l = pr = 9;
+    md = 9;
+    CHECK_FAIL(gtl_dataset_get(ds, N_BASE, row, FD, &l, &md, &pr), GTL_STATUS_INVALID_ARG,
+               "out of range");
+    CHECK(l == 0 && md == 0 && pr == 0);
+    CHECK_FAIL(gtl_dataset_get(ds, -1, row, FD, &l, &md, &pr), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_get");
+    CHECK_FAIL(gtl_dataset_get(NULL, 0, row, FD, &l, &md, &pr), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_get");
+    CHECK(row[0] == -7.0f);
+
+    /* identity batches */
+    uint64_t rs = 99, rs0;
+    int64_t idx[32], idx2[32], nb = -1;
+    CHECK_FAIL(gtl_dataset_identity_batch(NULL, &rs, 2, 3, idx, 32, &nb), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_identity_batch");
+    CHECK(nb == 0);
+    nb = -1;
+    CHECK_FAIL(gtl_dataset_identity_batch(ds, NULL, 2, 3, idx, 32, &nb), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_identity_batch");
+    CHECK(nb == 0);
+    CHECK_FAIL(gtl_dataset_identity_batch(ds, &rs, 2, 3, NULL, 32, &nb), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_identity_batch");
+    CHECK_FAIL(gtl_dataset_identity_batch(ds, &rs, 2, 3, idx, 32, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_identity_batch");
+    CHECK_FAIL(gtl_dataset_identity_batch(ds, &rs, 0, 3, idx, 32, &nb), GTL_STATUS_INVALID_ARG,
+               "p_classes");
+    CHECK_FAIL(gtl_dataset_identity_batch(ds, &rs, 2, 0, idx, 32, &nb), GTL_STATUS_INVALID_ARG,
+               "k_samples");
+    nb = -1;
+    CHECK_FAIL(gtl_dataset_identity_batch(ds, &rs, 2, 3, idx, 5, &nb), GTL_STATUS_INVALID_ARG,
+               "capacity");
+    CHECK(nb == 0 && rs == 99);
+    gtl_dataset *empty = NULL;
+    CHECK_OK(gtl_dataset_create(FD, &empty));
+    CHECK_FAIL(gtl_dataset_identity_batch(empty, &rs, 2, 3, idx, 32, &nb), GTL_STATUS_INVALID_ARG,
+               "empty");
+    gtl_dataset_destroy(empty);
+
+    CHECK_OK(p_dataset_identity_batch(ds, &rs, 2, 3, idx, 32, &nb));
+    CHECK(nb == 6 && rs != 99);
+    for (int c = 0; c < 2; c++)
+        for (int j = 0; j < 3; j++) {
+            int64_t i = idx[c * 3 + j];
+            CHECK(i >= 0 && i < N_BASE);
+            if (i < 0 || i >= N_BASE)
+                continue;
+            CHECK(base_label[i] == base_label[idx[c * 3]]);
+            for (int q = 0; q < j; q++)
+                CHECK(idx[c * 3 + q] != i); /* without replacement: 6 per class */
+        }
+    CHECK(base_label[idx[0]] != base_label[idx[3]]);
+    /* The state is the seed: the same state gives the same batch. */
+    rs0 = 99;
+    CHECK_OK(gtl_dataset_identity_batch(ds, &rs0, 2, 3, idx2, 32, &nb));
+    CHECK(rs0 == rs && memcmp(idx, idx2, 6 * sizeof idx[0]) == 0);
+    /* p capped at the number of classes; k beyond a class repeats samples. */
+    CHECK_OK(gtl_dataset_identity_batch(ds, &rs, 10, 2, idx, 8, &nb));
+    CHECK(nb == 8);
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < a; b++)
+            CHECK(base_label[idx[2 * a]] != base_label[idx[2 * b]]);
+    CHECK_OK(gtl_dataset_identity_batch(ds, &rs, 1, 8, idx, 8, &nb));
+    CHECK(nb == 8);
+    for (int j = 0; j < 8; j++)
+        CHECK(base_label[idx[j]] == base_label[idx[0]]);
+    for (int a = 0; a < PER_CLS; a++)
+        for (int b = 0; b < a; b++)
+            CHECK(idx[a] != idx[b]);
+
+    /* remap_labels */
+    int64_t map[4] = {-1, -1, -1, -1}, c = 9;
+    CHECK_FAIL(gtl_dataset_remap_labels(NULL, map, 4, &c), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_remap_labels");
+    CHECK(c == 0);
+    c = 9;
+    CHECK_FAIL(gtl_dataset_remap_labels(ds, map, 3, &c), GTL_STATUS_INVALID_ARG, "map_capacity");
+    CHECK(c == 0 && map[0] == -1);
+    CHECK_OK(gtl_dataset_get(ds, 7, NULL, 0, &l, NULL, NULL));
+    CHECK(l == 20);
+    CHECK_OK(p_dataset_remap_labels(ds, map, 4, &c));
+    CHECK(c == 4 && map[0] == 10 && map[1] == 20 && map[2] == 30 && map[3] == 40);
+    CHECK_OK(gtl_dataset_num_classes(ds, &n_cls, &end));
+    CHECK(n_cls == 4 && end == 4);
+    for (int i = 0; i < N_BASE; i++) {
+        CHECK_OK(gtl_dataset_get(ds, i, NULL, 0, &l, NULL, NULL));
+        CHECK(l == base_cls[i]);
+    }
+    CHECK_OK(gtl_dataset_remap_labels(ds, NULL, 0, NULL));
+    gtl_dataset_destroy(ds);
+    check_no_memory("dataset queries");
+}
+
+/* ---- episodes ------------------------------------------------------------------ */
+
+static void check_episodes(void)
+{
+    const uint32_t rgb = GTL_MODALITY_BIT(GTL_MODALITY_RGB);
+    const uint32_t sketch = GTL_MODALITY_BIT(GTL_MODALITY_SKETCH);
+    gtl_dataset *ds = make_base();
+    gtl_episode *ep = SENTINEL(gtl_episode), *ep2 = NULL;
+    CHECK_FAIL(p_episode_create(NULL), GTL_STATUS_INVALID_ARG, "gtl_episode_create");
+    CHECK_OK(gtl_episode_create(&ep));
+    CHECK_OK(gtl_episode_create(&ep2));
+    CHECK(gtl_episode_support(ep) == NULL && gtl_episode_query(ep) == NULL);
+    CHECK(p_episode_support(NULL) == NULL && p_episode_query(NULL) == NULL);
+    int64_t lab = 9;
+    CHECK_FAIL(gtl_episode_class_label(ep, 0, &lab), GTL_STATUS_BAD_STATE, "not sampled");
+    CHECK(lab == 0);
+    CHECK_FAIL(gtl_episode_class_label(NULL, 0, &lab), GTL_STATUS_INVALID_ARG,
+               "gtl_episode_class_label");
+    CHECK_FAIL(gtl_episode_class_label(ep, 0, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_episode_class_label");
+
+    CHECK_FAIL(gtl_episode_sample(NULL, ds, 3, 1, 1, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_episode_sample");
+    CHECK_FAIL(gtl_episode_sample(ep, NULL, 3, 1, 1, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_episode_sample");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 0, 1, 1, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "n_way");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 3, 0, 1, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "k_shot");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 3, 1, -1, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "q_query");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 3, 1, 1, 0, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "support_modalities");
+    CHECK(gtl_episode_support(ep) == NULL);
+
+    /* 3-way, one photo and one sketch per class, one photo query per class. */
+    CHECK_OK(p_episode_sample(ep, ds, 3, 1, 1, rgb | sketch, rgb, 42));
+    const gtl_dataset *sup = gtl_episode_support(ep), *qry = gtl_episode_query(ep);
+    CHECK(sup != NULL && qry != NULL);
+    int64_t n = 0, dim = 0, n_cls = 0, end = 0;
+    CHECK_OK(gtl_dataset_size(sup, &n));
+    CHECK(n == 6);
+    CHECK_OK(gtl_dataset_feature_dim(sup, &dim));
+    CHECK(dim == FD);
+    CHECK_OK(gtl_dataset_num_classes(sup, &n_cls, &end));
+    CHECK(n_cls == 3 && end == 3);
+    CHECK_OK(gtl_dataset_size(qry, &n));
+    CHECK(n == 3);
+    int64_t cls_label[3];
+    for (int c = 0; c < 3; c++) {
+        CHECK_OK(p_episode_class_label(ep, c, &cls_label[c]));
+        CHECK(cls_label[c] >= 10 && cls_label[c] <= 40 && cls_label[c] % 10 == 0);
+        for (int d = 0; d < c; d++)
+            CHECK(cls_label[c] != cls_label[d]);
+    }
+    /* Each support/query row is a copy of a source row of the right class;
+     * a query never shares a pair id with its class's support rows. */
+    int n_rgb[3] = {0, 0, 0}, n_sketch[3] = {0, 0, 0};
+    int64_t sup_pair[6], sup_lab[6];
+    for (int i = 0; i < 6; i++) {
+        float row[FD];
+        int32_t md = -1;
+        CHECK_OK(gtl_dataset_get(sup, i, row, FD, &sup_lab[i], &md, &sup_pair[i]));
+        int src = base_find(sup_pair[i], md);
+        CHECK(src >= 0 && sup_lab[i] >= 0 && sup_lab[i] < 3);
+        if (src < 0 || sup_lab[i] < 0 || sup_lab[i] >= 3)
+            continue;
+        CHECK(memcmp(row, base_x + src * FD, sizeof row) == 0);
+        CHECK(base_label[src] == cls_label[sup_lab[i]]);
+        n_rgb[sup_lab[i]] += md == GTL_MODALITY_RGB;
+        n_sketch[sup_lab[i]] += md == GTL_MODALITY_SKETCH;
+    }
+    for (int c = 0; c < 3; c++)
+        CHECK(n_rgb[c] == 1 && n_sketch[c] == 1);
+    for (int i = 0; i < 3; i++) {
+        int64_t ql = -1, qp = -1;
+        int32_t md = -1;
+        CHECK_OK(gtl_dataset_get(qry, i, NULL, 0, &ql, &md, &qp));
+        CHECK(md == GTL_MODALITY_RGB && ql >= 0 && ql < 3);
+        for (int j = 0; j < 6; j++)
+            CHECK(!(sup_lab[j] == ql && sup_pair[j] == qp));
+    }
+    /* The same seed gives the same episode. */
+    CHECK_OK(gtl_episode_sample(ep2, ds, 3, 1, 1, rgb | sketch, rgb, 42));
+    for (int c = 0; c < 3; c++) {
+        CHECK_OK(gtl_episode_class_label(ep2, c, &lab));
+        CHECK(lab == cls_label[c]);
+    }
+    for (int i = 0; i < 6; i++) {
+        int64_t p2 = -1;
+        CHECK_OK(gtl_dataset_get(gtl_episode_support(ep2), i, NULL, 0, NULL, NULL, &p2));
+        CHECK(p2 == sup_pair[i]);
+    }
+    lab = 9;
+    CHECK_FAIL(gtl_episode_class_label(ep, 3, &lab), GTL_STATUS_INVALID_ARG, "out of range");
+    CHECK(lab == 0);
+    CHECK_FAIL(gtl_episode_class_label(ep, -1, &lab), GTL_STATUS_INVALID_ARG, "out of range");
+
+    /* Requests the data cannot satisfy: INVALID_ARG saying how many classes
+     * can, and the episode keeps its previous contents. */
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 5, 1, 1, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "of 4 classes");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 2, 4, 0, rgb, rgb, 1), GTL_STATUS_INVALID_ARG,
+               "only 0 of 4 classes");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 1, 1, 1, GTL_MODALITY_BIT(GTL_MODALITY_INFRARED), rgb,
+                                  1),
+               GTL_STATUS_INVALID_ARG, "only 0 of 4 classes");
+    /* 3 sketches per class, but the one paired with the support photo is
+     * not a valid query: only 2 can be drawn. */
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 1, 1, 3, rgb, sketch, 1), GTL_STATUS_INVALID_ARG,
+               "only 0 of 4 classes");
+    /* Sizes far beyond the data are refused the same way, without trying
+     * to allocate for them. */
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 65536, 65536, 65536, GTL_MODALITY_ALL, rgb, 1),
+               GTL_STATUS_INVALID_ARG, "of 4 classes");
+    CHECK_FAIL(gtl_episode_sample(ep, ds, 4, 65536, 65536, GTL_MODALITY_ALL, rgb, 1),
+               GTL_STATUS_INVALID_ARG, "of 4 classes");
+    CHECK(gtl_episode_support(ep) == sup && gtl_episode_query(ep) == qry);
+    CHECK_OK(gtl_dataset_size(sup, &n));
+    CHECK(n == 6);
+    CHECK_OK(gtl_episode_class_label(ep, 2, &lab));
+    CHECK(lab == cls_label[2]);
+
+    /* Two sketches can always be drawn: neither shares the photo's pair. */
+    for (uint64_t seed = 0; seed < 8; seed++) {
+        CHECK_OK(gtl_episode_sample(ep, ds, 2, 1, 2, rgb, sketch, seed));
+        int64_t sp[2], sl[2];
+        for (int i = 0; i < 2; i++)
+            CHECK_OK(gtl_dataset_get(gtl_episode_support(ep), i, NULL, 0, &sl[i], NULL, &sp[i]));
+        for (int i = 0; i < 4; i++) {
+            int64_t ql = -1, qp = -1;
+            CHECK_OK(gtl_dataset_get(gtl_episode_query(ep), i, NULL, 0, &ql, NULL, &qp));
+            for (int j = 0; j < 2; j++)
+                CHECK(!(sl[j] == ql && sp[j] == qp));
+        }
+    }
+    gtl_episode_destroy(ep);
+    p_episode_destroy(ep2);
+    gtl_episode_destroy(NULL);
+    gtl_dataset_destroy(ds);
+    check_no_memory("episodes");
+}
+
+/* ---- optimizer ----------------------------------------------------------------- */
+
+static void check_optimizer(void)
+{
+    gtl_optimizer *opt = SENTINEL(gtl_optimizer), *sgd = NULL, *adamw = NULL;
+    CHECK_FAIL(gtl_optimizer_create(GTL_OPTIM_ADAM, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_create");
+    CHECK_FAIL(p_optimizer_create((gtl_optim_kind)3, &opt), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_create");
+    CHECK(opt == NULL);
+    opt = SENTINEL(gtl_optimizer);
+    CHECK_FAIL(gtl_optimizer_create((gtl_optim_kind)-1, &opt), GTL_STATUS_INVALID_ARG,
+               "gtl_optim_kind");
+    CHECK(opt == NULL);
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_SGD, &sgd));
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAMW, &adamw));
+    gtl_optimizer_destroy(NULL);
+    p_optimizer_destroy(NULL);
+
+    /* Defaults (PyTorch's). */
+    static const struct {
+        gtl_optim_param key;
+        float adam, adamw;
+    } fdef[] = {
+        {GTL_OPTIM_PARAM_LR, 1e-3f, 1e-3f},
+        {GTL_OPTIM_PARAM_BETA1, 0.9f, 0.9f},
+        {GTL_OPTIM_PARAM_BETA2, 0.999f, 0.999f},
+        {GTL_OPTIM_PARAM_EPS, 1e-8f, 1e-8f},
+        {GTL_OPTIM_PARAM_WEIGHT_DECAY, 0.0f, 1e-2f},
+        {GTL_OPTIM_PARAM_MOMENTUM, 0.0f, 0.0f},
+        {GTL_OPTIM_PARAM_CLIP_NORM, 0.0f, 0.0f},
+        {GTL_OPTIM_PARAM_WARMUP_START_FACTOR, 0.01f, 0.01f},
+        {GTL_OPTIM_PARAM_DECAY_GAMMA, 0.1f, 0.1f},
+    };
+    for (size_t i = 0; i < sizeof fdef / sizeof fdef[0]; i++) {
+        float v = -1.0f;
+        CHECK_OK(p_optimizer_get_f32(opt, fdef[i].key, &v));
+        CHECK(v == fdef[i].adam);
+        CHECK_OK(gtl_optimizer_get_f32(adamw, fdef[i].key, &v));
+        CHECK(v == fdef[i].adamw);
+    }
+    int64_t iv = -1;
+    CHECK_OK(p_optimizer_get_i64(opt, GTL_OPTIM_PARAM_NESTEROV, &iv));
+    CHECK(iv == 0);
+    CHECK_OK(gtl_optimizer_get_i64(opt, GTL_OPTIM_PARAM_WARMUP_STEPS, &iv));
+    CHECK(iv == 0);
+
+    /* Getters: wrong type, unknown key, NULLs; the out value is zeroed. */
+    float fv = 7.0f;
+    CHECK_FAIL(gtl_optimizer_get_f32(opt, GTL_OPTIM_PARAM_NESTEROV, &fv), GTL_STATUS_INVALID_ARG,
+               "NESTEROV");
+    CHECK(fv == 0.0f);
+    fv = 7.0f;
+    CHECK_FAIL(gtl_optimizer_get_f32(opt, (gtl_optim_param)11, &fv), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_get_f32");
+    CHECK(fv == 0.0f);
+    fv = 7.0f;
+    CHECK_FAIL(gtl_optimizer_get_f32(NULL, GTL_OPTIM_PARAM_LR, &fv), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_get_f32");
+    CHECK(fv == 0.0f);
+    CHECK_FAIL(gtl_optimizer_get_f32(opt, GTL_OPTIM_PARAM_LR, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_get_f32");
+    iv = 7;
+    CHECK_FAIL(gtl_optimizer_get_i64(opt, GTL_OPTIM_PARAM_LR, &iv), GTL_STATUS_INVALID_ARG,
+               "LR");
+    CHECK(iv == 0);
+    iv = 7;
+    CHECK_FAIL(gtl_optimizer_get_i64(opt, (gtl_optim_param)-1, &iv), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_get_i64");
+    CHECK(iv == 0);
+    CHECK_FAIL(gtl_optimizer_get_i64(NULL, GTL_OPTIM_PARAM_NESTEROV, &iv),
+               GTL_STATUS_INVALID_ARG, "gtl_optimizer_get_i64");
+    CHECK_FAIL(gtl_optimizer_get_i64(opt, GTL_OPTIM_PARAM_NESTEROV, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_optimizer_get_i64");
+
+    /* Setters: a refused value leaves the setting unchanged. */
+    CHECK_OK(p_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, 2e-3f));
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, -1.0f), GTL_STATUS_INVALID_ARG,
+               "LR");
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, NAN), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_f32");
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, 1001.0f), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_f32");
+    CHECK_OK(gtl_optimizer_get_f32(opt, GTL_OPTIM_PARAM_LR, &fv));
+    CHECK(fv == 2e-3f);
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_BETA1, 1.0f), GTL_STATUS_INVALID_ARG,
+               "BETA1");
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_EPS, 0.0f), GTL_STATUS_INVALID_ARG,
+               "EPS");
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_WARMUP_STEPS, 3.0f),
+               GTL_STATUS_INVALID_ARG, "WARMUP_STEPS");
+    CHECK_FAIL(gtl_optimizer_set_f32(opt, (gtl_optim_param)11, 0.5f), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_f32");
+    CHECK_FAIL(gtl_optimizer_set_f32(NULL, GTL_OPTIM_PARAM_LR, 0.5f), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_f32");
+    CHECK_OK(gtl_optimizer_set_f32(sgd, GTL_OPTIM_PARAM_MOMENTUM, 0.9f));
+    CHECK_OK(p_optimizer_set_i64(sgd, GTL_OPTIM_PARAM_NESTEROV, 1));
+    CHECK_OK(gtl_optimizer_get_i64(sgd, GTL_OPTIM_PARAM_NESTEROV, &iv));
+    CHECK(iv == 1);
+    CHECK_FAIL(gtl_optimizer_set_i64(sgd, GTL_OPTIM_PARAM_NESTEROV, 2), GTL_STATUS_INVALID_ARG,
+               "NESTEROV");
+    CHECK_FAIL(gtl_optimizer_set_i64(sgd, GTL_OPTIM_PARAM_WARMUP_STEPS, -1),
+               GTL_STATUS_INVALID_ARG, "WARMUP_STEPS");
+    CHECK_FAIL(gtl_optimizer_set_i64(sgd, GTL_OPTIM_PARAM_WARMUP_STEPS,
+                                     ((int64_t)1 << 53) + 1),
+               GTL_STATUS_INVALID_ARG, "WARMUP_STEPS");
+    CHECK_FAIL(gtl_optimizer_set_i64(sgd, GTL_OPTIM_PARAM_MOMENTUM, 0), GTL_STATUS_INVALID_ARG,
+               "MOMENTUM");
+    CHECK_FAIL(gtl_optimizer_set_i64(sgd, (gtl_optim_param)-1, 0), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_i64");
+    CHECK_FAIL(gtl_optimizer_set_i64(NULL, GTL_OPTIM_PARAM_NESTEROV, 0), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_i64");
+    CHECK_OK(gtl_optimizer_get_i64(sgd, GTL_OPTIM_PARAM_NESTEROV, &iv));
+    CHECK(iv == 1);
+
+    /* Bounds of every key, and the refusals. */
+    for (int k = GTL_OPTIM_PARAM_LR; k <= GTL_OPTIM_PARAM_DECAY_GAMMA; k++) {
+        double lo = -5, hi = -5;
+        CHECK_OK(p_optim_param_bounds((gtl_optim_param)k, &lo, &hi));
+        CHECK(lo >= 0 && lo <= hi);
+    }
+    double lo = -5, hi = -5;
+    CHECK_OK(gtl_optim_param_bounds(GTL_OPTIM_PARAM_LR, &lo, &hi));
+    CHECK(lo == 0 && hi == 1000);
+    CHECK_OK(gtl_optim_param_bounds(GTL_OPTIM_PARAM_BETA2, &lo, &hi));
+    CHECK(lo == 0 && hi < 1.0 && hi > 0.9999999 && (float)hi == hi);
+    CHECK_OK(gtl_optim_param_bounds(GTL_OPTIM_PARAM_WARMUP_STEPS, &lo, &hi));
+    CHECK(lo == 0 && hi == 9007199254740992.0);
+    lo = hi = -5;
+    CHECK_FAIL(gtl_optim_param_bounds((gtl_optim_param)11, &lo, &hi), GTL_STATUS_INVALID_ARG,
+               "gtl_optim_param_bounds");
+    CHECK(lo == 0 && hi == 0);
+    hi = -5;
+    CHECK_FAIL(gtl_optim_param_bounds(GTL_OPTIM_PARAM_LR, NULL, &hi), GTL_STATUS_INVALID_ARG,
+               "out_lo");
+    CHECK(hi == 0);
+    lo = -5;
+    CHECK_FAIL(gtl_optim_param_bounds(GTL_OPTIM_PARAM_LR, &lo, NULL), GTL_STATUS_INVALID_ARG,
+               "out_hi");
+    CHECK(lo == 0);
+
+    /* Milestones. */
+    size_t nm = 9;
+    int64_t ms[4] = {-1, -1, -1, -1};
+    CHECK_OK(p_optimizer_get_milestones(opt, NULL, 0, &nm));
+    CHECK(nm == 0);
+    const int64_t steps[2] = {100, 200};
+    CHECK_OK(p_optimizer_set_milestones(opt, steps, 2));
+    CHECK_OK(gtl_optimizer_get_milestones(opt, ms, 4, &nm));
+    CHECK(nm == 2 && ms[0] == 100 && ms[1] == 200 && ms[2] == -1);
+    /* Too small a buffer: the count is still reported, nothing is written. */
+    ms[0] = -1;
+    nm = 9;
+    CHECK_FAIL(gtl_optimizer_get_milestones(opt, ms, 1, &nm), GTL_STATUS_INVALID_ARG,
+               "dst_capacity");
+    CHECK(nm == 2 && ms[0] == -1);
+    nm = 9;
+    CHECK_FAIL(gtl_optimizer_get_milestones(opt, NULL, 0, &nm), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_get_milestones");
+    CHECK(nm == 2);
+    nm = 9;
+    CHECK_FAIL(gtl_optimizer_get_milestones(opt, NULL, 4, &nm), GTL_STATUS_INVALID_ARG,
+               "dst is NULL");
+    CHECK(nm == 0);
+    nm = 9;
+    CHECK_FAIL(gtl_optimizer_get_milestones(NULL, ms, 4, &nm), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_get_milestones");
+    CHECK(nm == 0);
+    CHECK_FAIL(gtl_optimizer_get_milestones(opt, ms, 4, NULL), GTL_STATUS_INVALID_ARG,
+               "out_n");
+    const int64_t same[2] = {5, 5}, neg[1] = {-1};
+    int64_t many[GTL_OPTIM_MAX_MILESTONES + 1];
+    for (int i = 0; i <= GTL_OPTIM_MAX_MILESTONES; i++)
+        many[i] = i;
+    CHECK_FAIL(gtl_optimizer_set_milestones(opt, same, 2), GTL_STATUS_INVALID_ARG,
+               "strictly increasing");
+    CHECK_FAIL(gtl_optimizer_set_milestones(opt, neg, 1), GTL_STATUS_INVALID_ARG, "negative");
+    CHECK_FAIL(gtl_optimizer_set_milestones(opt, NULL, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_milestones");
+    CHECK_FAIL(gtl_optimizer_set_milestones(opt, many, GTL_OPTIM_MAX_MILESTONES + 1),
+               GTL_STATUS_INVALID_ARG, "gtl_optimizer_set_milestones");
+    CHECK_FAIL(gtl_optimizer_set_milestones(NULL, steps, 2), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_set_milestones");
+    CHECK_OK(gtl_optimizer_get_milestones(opt, ms, 4, &nm));
+    CHECK(nm == 2 && ms[0] == 100 && ms[1] == 200);
+    CHECK_OK(gtl_optimizer_set_milestones(sgd, many, GTL_OPTIM_MAX_MILESTONES));
+    CHECK_OK(gtl_optimizer_set_milestones(sgd, NULL, 0));
+    CHECK_OK(gtl_optimizer_get_milestones(sgd, NULL, 0, &nm));
+    CHECK(nm == 0);
+
+    /* The schedule: lr 1e-3, 10 warm-up steps from 0.01, x0.1 at 100 and 200. */
+    CHECK_OK(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, 1e-3f));
+    CHECK_OK(gtl_optimizer_set_i64(opt, GTL_OPTIM_PARAM_WARMUP_STEPS, 10));
+    static const struct {
+        int64_t step;
+        double lr;
+    } sched[] = {{0, 1e-5}, {5, 5.05e-4}, {9, 9.01e-4}, {10, 1e-3},
+                 {99, 1e-3}, {100, 1e-4}, {199, 1e-4}, {250, 1e-5}};
+    for (size_t i = 0; i < sizeof sched / sizeof sched[0]; i++) {
+        float lr = -1.0f;
+        CHECK_OK(p_optimizer_lr_at(opt, sched[i].step, &lr));
+        CHECK(close_to(lr, sched[i].lr, 1e-5));
+    }
+    fv = 7.0f;
+    CHECK_FAIL(gtl_optimizer_lr_at(opt, -1, &fv), GTL_STATUS_INVALID_ARG, "step");
+    CHECK(fv == 0.0f);
+    fv = 7.0f;
+    CHECK_FAIL(gtl_optimizer_lr_at(NULL, 0, &fv), GTL_STATUS_INVALID_ARG, "gtl_optimizer_lr_at");
+    CHECK(fv == 0.0f);
+    CHECK_FAIL(gtl_optimizer_lr_at(opt, 0, NULL), GTL_STATUS_INVALID_ARG, "gtl_optimizer_lr_at");
+
+    /* Step count and reset (training steps are checked with the model). */
+    iv = 7;
+    CHECK_OK(p_optimizer_num_steps(opt, &iv));
+    CHECK(iv == 0);
+    iv = 7;
+    CHECK_FAIL(gtl_optimizer_num_steps(NULL, &iv), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_num_steps");
+    CHECK(iv == 0);
+    CHECK_FAIL(gtl_optimizer_num_steps(opt, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_optimizer_num_steps");
+    {
+        gtl_optim_kind kind = GTL_OPTIM_SGD;
+        CHECK_OK(p_optimizer_kind(opt, &kind));
+        CHECK(kind == GTL_OPTIM_ADAM);
+        kind = GTL_OPTIM_SGD;
+        CHECK_FAIL(gtl_optimizer_kind(NULL, &kind), GTL_STATUS_INVALID_ARG,
+                   "gtl_optimizer_kind");
+        CHECK(kind == GTL_OPTIM_ADAM);
+        CHECK_FAIL(gtl_optimizer_kind(opt, NULL), GTL_STATUS_INVALID_ARG, "gtl_optimizer_kind");
+    }
+    CHECK_OK(p_optimizer_reset(opt));
+    CHECK_FAIL(gtl_optimizer_reset(NULL), GTL_STATUS_INVALID_ARG, "gtl_optimizer_reset");
+    /* Reset keeps the settings. */
+    CHECK_OK(gtl_optimizer_get_i64(opt, GTL_OPTIM_PARAM_WARMUP_STEPS, &iv));
+    CHECK(iv == 10);
+
+    gtl_optimizer_destroy(opt);
+    gtl_optimizer_destroy(sgd);
+    gtl_optimizer_destroy(adamw);
+    check_no_memory("optimizer");
+}
+
+/* ---- model --------------------------------------------------------------------- */
+
+/* The tiny head of these tests: F = 16, H = 8, Nc = 4, Nm = 2, d = 4. */
+enum { TH = 8, TNC = 4, TNM = 2, TD = 4 };
+
+static gtl_model *tiny_model(int64_t seed)
+{
+    gtl_model *m = NULL;
+    CHECK_OK(gtl_model_create(&m));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_FEATURE_DIM, FD));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_HIDDEN_DIM, TH));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_CONCEPT_DIM, TNC));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_DISTURBANCE_DIM, TNM));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_NUM_DOMAINS, TD));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_SEED, seed));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_BATCH_CLASSES, 4));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_BATCH_SAMPLES, 2));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_N1_EPOCHS, 1));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_N2_EPOCHS, 1));
+    return m;
+}
+
+/* Trainable values of the head (docs/method.md), classifier for c classes. */
+static int64_t head_params(int64_t c)
+{
+    const int64_t f = FD, h = TH, z = TNC + TNM, nm = TNM, d = TD;
+    int64_t enc = h * f + h + 2 * h + 2 * (z * h + z);
+    int64_t est = d * f + d + d * nm * f + d * nm + nm * 2 * nm + nm;
+    int64_t gen = h * z + h + 2 * h + f * h + f;
+    int64_t cls = f * TNC + 2 * f + 2 * c * f;
+    return enc + est + gen + cls;
+}
+
+static int starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void check_model_params(void)
+{
+    gtl_model *m = SENTINEL(gtl_model);
+    CHECK_FAIL(p_model_create(NULL), GTL_STATUS_INVALID_ARG, "gtl_model_create");
+    CHECK_OK(gtl_model_create(&m));
+    gtl_model_destroy(NULL);
+    p_model_destroy(NULL);
+
+    /* Defaults: the method's sizes. */
+    static const struct {
+        gtl_model_param key;
+        int64_t v;
+    } idef[] = {{GTL_MODEL_FEATURE_DIM, 1280}, {GTL_MODEL_HIDDEN_DIM, 256},
+                {GTL_MODEL_CONCEPT_DIM, 128},  {GTL_MODEL_DISTURBANCE_DIM, 64},
+                {GTL_MODEL_NUM_DOMAINS, 128},  {GTL_MODEL_ESTIMATOR, 1},
+                {GTL_MODEL_SEED, 0},           {GTL_MODEL_FREEZE_GENERATOR, 1},
+                {GTL_MODEL_BATCH_CLASSES, 16}, {GTL_MODEL_BATCH_SAMPLES, 4},
+                {GTL_MODEL_N1_EPOCHS, 60},     {GTL_MODEL_N2_EPOCHS, 60},
+                {GTL_MODEL_WARMUP_EPOCHS, 5},  {GTL_MODEL_CLS_USE_MEAN, 1}};
+    for (size_t i = 0; i < sizeof idef / sizeof idef[0]; i++) {
+        int64_t v = -1;
+        CHECK_OK(p_model_get_i64(m, idef[i].key, &v));
+        CHECK(v == idef[i].v);
+    }
+    static const struct {
+        gtl_model_param key;
+        float v;
+    } fdef[] = {{GTL_MODEL_DROPOUT, 0.5f},         {GTL_MODEL_BETA, 1.0f},
+                {GTL_MODEL_CAPACITY_MAX, 20.0f},   {GTL_MODEL_CAPACITY_ITERS, 5000.0f},
+                {GTL_MODEL_CAPACITY_RATE_BASE, 20.0f}, {GTL_MODEL_CAPACITY_RATE_NOVEL, 50.0f},
+                {GTL_MODEL_TRIPLET_MARGIN, 0.3f},  {GTL_MODEL_CE_WEIGHT, 1.0f},
+                {GTL_MODEL_TRIPLET_WEIGHT, 1.0f},  {GTL_MODEL_CENTER_WEIGHT, 1.0f},
+                {GTL_MODEL_CENTER_LR, 0.5f},       {GTL_MODEL_N1_LR, 1e-3f},
+                {GTL_MODEL_N2_LR, 1e-3f},          {GTL_MODEL_WEIGHT_DECAY, 1e-4f},
+                {GTL_MODEL_CLIP_NORM, 2.0f}};
+    for (size_t i = 0; i < sizeof fdef / sizeof fdef[0]; i++) {
+        float v = -1.0f;
+        CHECK_OK(p_model_get_f32(m, fdef[i].key, &v));
+        CHECK(v == fdef[i].v);
+    }
+
+    /* Bounds of every key; the type they report matches the getters. */
+    for (int k = GTL_MODEL_FEATURE_DIM; k <= GTL_MODEL_CLS_USE_MEAN; k++) {
+        double lo = -5, hi = -5;
+        int32_t is_int = -1;
+        CHECK_OK(p_model_param_bounds((gtl_model_param)k, &lo, &hi, &is_int));
+        CHECK(lo <= hi && (is_int == 0 || is_int == 1));
+        int64_t iv;
+        float fv;
+        if (is_int) {
+            CHECK_OK(gtl_model_get_i64(m, (gtl_model_param)k, &iv));
+            CHECK(iv >= lo && iv <= hi);
+        } else {
+            CHECK_OK(gtl_model_get_f32(m, (gtl_model_param)k, &fv));
+            CHECK(fv >= lo && fv <= hi);
+        }
+        CHECK_OK(gtl_model_param_bounds((gtl_model_param)k, &lo, &hi, NULL));
+    }
+    double lo = -5, hi = -5;
+    int32_t is_int = -1;
+    CHECK_OK(gtl_model_param_bounds(GTL_MODEL_DROPOUT, &lo, &hi, &is_int));
+    CHECK(is_int == 0 && lo == 0 && hi < 1);
+    lo = hi = -5;
+    is_int = -1;
+    CHECK_FAIL(gtl_model_param_bounds((gtl_model_param)30, &lo, &hi, &is_int),
+               GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds");
+    CHECK(lo == 0 && hi == 0 && is_int == 0);
+    CHECK_FAIL(gtl_model_param_bounds((gtl_model_param)-1, &lo, &hi, &is_int),
+               GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds");
+    hi = -5;
+    is_int = -1;
+    CHECK_FAIL(gtl_model_param_bounds(GTL_MODEL_SEED, NULL, &hi, &is_int),
+               GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds");
+    CHECK(hi == 0 && is_int == 0);
+    lo = -5;
+    CHECK_FAIL(gtl_model_param_bounds(GTL_MODEL_SEED, &lo, NULL, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_model_param_bounds");
+    CHECK(lo == 0);
+
+    /* Getter and setter refusals; the out value is zeroed, the setting kept. */
+    int64_t iv = 7;
+    float fv = 7.0f;
+    CHECK_FAIL(gtl_model_get_i64(m, GTL_MODEL_DROPOUT, &iv), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_i64");
+    CHECK(iv == 0);
+    iv = 7;
+    CHECK_FAIL(gtl_model_get_i64(m, (gtl_model_param)30, &iv), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_i64");
+    CHECK(iv == 0);
+    iv = 7;
+    CHECK_FAIL(gtl_model_get_i64(NULL, GTL_MODEL_SEED, &iv), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_i64");
+    CHECK(iv == 0);
+    CHECK_FAIL(gtl_model_get_i64(m, GTL_MODEL_SEED, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_i64");
+    CHECK_FAIL(gtl_model_get_f32(m, GTL_MODEL_SEED, &fv), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_f32");
+    CHECK(fv == 0.0f);
+    fv = 7.0f;
+    CHECK_FAIL(gtl_model_get_f32(m, (gtl_model_param)-1, &fv), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_f32");
+    CHECK(fv == 0.0f);
+    fv = 7.0f;
+    CHECK_FAIL(gtl_model_get_f32(NULL, GTL_MODEL_BETA, &fv), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_f32");
+    CHECK(fv == 0.0f);
+    CHECK_FAIL(gtl_model_get_f32(m, GTL_MODEL_BETA, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_model_get_f32");
+
+    CHECK_FAIL(gtl_model_set_i64(m, GTL_MODEL_NUM_CLASSES, 5), GTL_STATUS_INVALID_ARG,
+               "read-only");
+    CHECK_FAIL(gtl_model_set_i64(m, GTL_MODEL_FEATURE_DIM, 0), GTL_STATUS_INVALID_ARG,
+               "FEATURE_DIM");
+    CHECK_FAIL(gtl_model_set_i64(m, GTL_MODEL_ESTIMATOR, 2), GTL_STATUS_INVALID_ARG,
+               "ESTIMATOR");
+    CHECK_FAIL(gtl_model_set_i64(m, GTL_MODEL_BETA, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_f32");
+    CHECK_FAIL(gtl_model_set_i64(m, (gtl_model_param)30, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_i64");
+    CHECK_FAIL(p_model_set_i64(NULL, GTL_MODEL_SEED, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_i64");
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_FEATURE_DIM, &iv));
+    CHECK(iv == 1280);
+    CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_DROPOUT, 1.0f), GTL_STATUS_INVALID_ARG,
+               "DROPOUT");
+    CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_BETA, NAN), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_f32");
+    CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_BETA, INFINITY), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_f32");
+    CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_BETA, -1.0f), GTL_STATUS_INVALID_ARG, "BETA");
+    CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_SEED, 1.0f), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_i64");
+    CHECK_FAIL(gtl_model_set_f32(m, (gtl_model_param)30, 1.0f), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_f32");
+    CHECK_FAIL(p_model_set_f32(NULL, GTL_MODEL_BETA, 1.0f), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_f32");
+    CHECK_OK(gtl_model_get_f32(m, GTL_MODEL_BETA, &fv));
+    CHECK(fv == 1.0f);
+    CHECK_OK(gtl_model_set_f32(m, GTL_MODEL_BETA, 2.5f));
+    CHECK_OK(gtl_model_get_f32(m, GTL_MODEL_BETA, &fv));
+    CHECK(fv == 2.5f);
+    /* Never initialised (a 1280-feature head is not built here). */
+    gtl_model_destroy(m);
+    check_no_memory("model parameters");
+}
+
+static void check_model_tensors(void)
+{
+    gtl_model *m = tiny_model(7);
+    int64_t n = 7;
+    int32_t tr = 7;
+    char name[64];
+    float buf[256];
+    /* Before initialisation. */
+    CHECK_FAIL(gtl_model_num_params(m, &n), GTL_STATUS_BAD_STATE, "not initialised");
+    CHECK(n == 0);
+    n = 7;
+    CHECK_FAIL(gtl_model_num_tensors(m, &n), GTL_STATUS_BAD_STATE, "not initialised");
+    CHECK(n == 0);
+    n = 7;
+    CHECK_FAIL(gtl_model_tensor_info(m, 0, name, sizeof name, &n, &tr), GTL_STATUS_BAD_STATE,
+               "gtl_model_tensor_info");
+    CHECK(n == 0 && tr == 0);
+    CHECK_FAIL(gtl_model_tensor_get(m, 0, 0, buf, 256), GTL_STATUS_BAD_STATE,
+               "gtl_model_tensor_get");
+    CHECK_FAIL(gtl_model_tensor_set(m, 0, buf, 128), GTL_STATUS_BAD_STATE,
+               "gtl_model_tensor_set");
+    CHECK_FAIL(gtl_model_save(m, NULL, "gtl_abi_never_written.ckpt"), GTL_STATUS_BAD_STATE,
+               "gtl_model_save");
+    CHECK_FAIL(gtl_model_init(NULL), GTL_STATUS_INVALID_ARG, "gtl_model_init");
+
+    CHECK_OK(p_model_init(m));
+    CHECK_FAIL(gtl_model_init(m), GTL_STATUS_BAD_STATE, "already");
+    /* Structural keys are fixed now; loss weights are not. */
+    CHECK_FAIL(gtl_model_set_i64(m, GTL_MODEL_HIDDEN_DIM, 16), GTL_STATUS_BAD_STATE,
+               "structural");
+    CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_DROPOUT, 0.1f), GTL_STATUS_BAD_STATE,
+               "structural");
+    int64_t iv = 0;
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_HIDDEN_DIM, &iv));
+    CHECK(iv == TH);
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &iv));
+    CHECK(iv == 2);
+    CHECK_OK(gtl_model_set_f32(m, GTL_MODEL_TRIPLET_MARGIN, 0.2f));
+
+    CHECK_OK(p_model_num_params(m, &n));
+    CHECK(n == head_params(2));
+    CHECK_FAIL(gtl_model_num_params(NULL, &n), GTL_STATUS_INVALID_ARG, "gtl_model_num_params");
+    CHECK(n == 0);
+    CHECK_FAIL(gtl_model_num_params(m, NULL), GTL_STATUS_INVALID_ARG, "gtl_model_num_params");
+    int64_t nt = 0;
+    CHECK_OK(p_model_num_tensors(m, &nt));
+    CHECK(nt == 25);
+    CHECK_FAIL(gtl_model_num_tensors(NULL, &n), GTL_STATUS_INVALID_ARG, "gtl_model_num_tensors");
+    CHECK_FAIL(gtl_model_num_tensors(m, NULL), GTL_STATUS_INVALID_ARG, "gtl_model_num_tensors");
+
+    /* Names, sizes, trainability (nothing trains before a stage is set). */
+    int64_t total = 0;
+    for (int64_t i = 0; i < nt; i++) {
+        int64_t numel = -1;
+        tr = -1;
+        CHECK_OK(p_model_tensor_info(m, i, name, sizeof name, &numel, &tr));
+        CHECK(starts_with(name, "encoder.") || starts_with(name, "estimator.") ||
+              starts_with(name, "generator.") || starts_with(name, "classifier."));
+        CHECK(numel >= 1 && tr == 0);
+        total += numel;
+    }
+    CHECK(total == head_params(2));
+    int64_t numel = -1;
+    CHECK_OK(gtl_model_tensor_info(m, 0, name, sizeof name, &numel, NULL));
+    CHECK(strcmp(name, "encoder.fc.weight") == 0 && numel == TH * FD);
+    CHECK_OK(gtl_model_tensor_info(m, 0, NULL, 0, NULL, NULL));
+    char small[4] = "abc";
+    numel = 7;
+    tr = 7;
+    CHECK_FAIL(gtl_model_tensor_info(m, 0, small, sizeof small, &numel, &tr),
+               GTL_STATUS_INVALID_ARG, "name_capacity");
+    CHECK(strcmp(small, "abc") == 0 && numel == 0 && tr == 0);
+    CHECK_FAIL(gtl_model_tensor_info(m, nt, name, sizeof name, &numel, &tr),
+               GTL_STATUS_INVALID_ARG, "out of range");
+    CHECK_FAIL(gtl_model_tensor_info(m, -1, name, sizeof name, &numel, &tr),
+               GTL_STATUS_INVALID_ARG, "out of range");
+    CHECK_FAIL(gtl_model_tensor_info(NULL, 0, name, sizeof name, &numel, &tr),
+               GTL_STATUS_INVALID_ARG, "gtl_model_tensor_info");
+
+    /* Values (PyTorch's Linear init: |w| <= 1/sqrt(F)), gradients (zero). */
+    CHECK_OK(p_model_tensor_get(m, 0, 0, buf, 256));
+    for (int i = 0; i < TH * FD; i++)
+        CHECK(buf[i] >= -0.25f && buf[i] <= 0.25f);
+    float grad[TH * FD];
+    CHECK_OK(gtl_model_tensor_get(m, 0, 1, grad, TH * FD));
+    for (int i = 0; i < TH * FD; i++)
+        CHECK(grad[i] == 0.0f);
+    grad[0] = -7.0f;
+    CHECK_FAIL(gtl_model_tensor_get(m, 0, 0, grad, TH * FD - 1), GTL_STATUS_INVALID_ARG,
+               "capacity");
+    CHECK(grad[0] == -7.0f);
+    CHECK_FAIL(gtl_model_tensor_get(m, nt, 0, grad, TH * FD), GTL_STATUS_INVALID_ARG,
+               "out of range");
+    CHECK_FAIL(gtl_model_tensor_get(m, 0, 0, NULL, TH * FD), GTL_STATUS_INVALID_ARG,
+               "gtl_model_tensor_get");
+    CHECK_FAIL(gtl_model_tensor_get(NULL, 0, 0, grad, TH * FD), GTL_STATUS_INVALID_ARG,
+               "gtl_model_tensor_get");
+
+    float src[TH * FD], back[TH * FD], kept[TH * FD];
+    for (int i = 0; i < TH * FD; i++)
+        src[i] = 0.01f * (float)(i % 17) - 0.08f;
+    memcpy(kept, src, sizeof kept);
+    CHECK_OK(p_model_tensor_set(m, 0, src, TH * FD));
+    CHECK_OK(gtl_model_tensor_get(m, 0, 0, back, TH * FD));
+    CHECK(memcmp(src, back, sizeof src) == 0);
+    src[5] = NAN;
+    CHECK_FAIL(gtl_model_tensor_set(m, 0, src, TH * FD), GTL_STATUS_INVALID_ARG, "not finite");
+    src[5] = 0.0f;
+    CHECK_FAIL(gtl_model_tensor_set(m, 0, src, TH * FD - 1), GTL_STATUS_INVALID_ARG,
+               "gtl_model_tensor_set");
+    CHECK_FAIL(gtl_model_tensor_set(m, nt, src, TH * FD), GTL_STATUS_INVALID_ARG,
+               "out of range");
+    CHECK_FAIL(gtl_model_tensor_set(m, 0, NULL, TH * FD), GTL_STATUS_INVALID_ARG,
+               "gtl_model_tensor_set");
+    CHECK_FAIL(gtl_model_tensor_set(NULL, 0, src, TH * FD), GTL_STATUS_INVALID_ARG,
+               "gtl_model_tensor_set");
+    CHECK_OK(gtl_model_tensor_get(m, 0, 0, back, TH * FD));
+    CHECK(memcmp(back, kept, sizeof back) == 0); /* the refused writes changed nothing */
+    gtl_model_destroy(m);
+    check_no_memory("model tensors");
+}
+
+static void check_predict_latent(void)
+{
+    gtl_model *m = tiny_model(3), *m2 = tiny_model(3), *m3 = tiny_model(3);
+    CHECK_OK(gtl_model_init(m));
+    const int64_t n = 8;
+    int64_t lab[8], lab2[8];
+    float probs[16], probs2[16];
+    CHECK_OK(p_model_predict(m, base_x, n, FD, lab, probs, 16));
+    for (int i = 0; i < n; i++) {
+        float s = probs[2 * i] + probs[2 * i + 1];
+        CHECK(s > 0.999f && s < 1.001f);
+        CHECK(lab[i] == (probs[2 * i + 1] > probs[2 * i] ? 1 : 0));
+    }
+    /* Deterministic, and an uninitialised model initialises on first use
+     * from the same seed. */
+    CHECK_OK(gtl_model_predict(m2, base_x, n, FD, lab2, probs2, 16));
+    CHECK(memcmp(probs, probs2, sizeof probs) == 0 && memcmp(lab, lab2, sizeof lab) == 0);
+    CHECK_FAIL(gtl_model_init(m2), GTL_STATUS_BAD_STATE, "gtl_model_init");
+    CHECK_OK(gtl_model_predict(m, base_x, n, FD, NULL, probs2, 16));
+    CHECK(memcmp(probs, probs2, sizeof probs) == 0);
+    CHECK_OK(gtl_model_predict(m, base_x, n, FD, lab2, NULL, 0));
+    CHECK(memcmp(lab, lab2, sizeof lab) == 0);
+    CHECK_OK(gtl_model_predict(m, base_x, n, FD, NULL, NULL, 0));
+
+    float x[8 * FD];
+    memcpy(x, base_x, sizeof x);
+    probs2[0] = -7.0f;
+    lab2[0] = -7;
+    CHECK_FAIL(gtl_model_predict(m, base_x, n, FD, lab2, probs2, 15), GTL_STATUS_INVALID_ARG,
+               "probs_capacity");
+    CHECK(probs2[0] == -7.0f && lab2[0] == -7);
+    CHECK_FAIL(gtl_model_predict(m, base_x, n, FD - 1, lab2, probs2, 16), GTL_STATUS_INVALID_ARG,
+               "feature_dim");
+    CHECK_FAIL(gtl_model_predict(m, base_x, 0, FD, lab2, probs2, 16), GTL_STATUS_INVALID_ARG,
+               "n must be");
+    x[3 * FD + 2] = INFINITY;
+    CHECK_FAIL(gtl_model_predict(m, x, n, FD, lab2, probs2, 16), GTL_STATUS_INVALID_ARG,
+               "not finite");
+    CHECK(probs2[0] == -7.0f && lab2[0] == -7);
+    CHECK_FAIL(gtl_model_predict(m, NULL, n, FD, lab2, probs2, 16), GTL_STATUS_INVALID_ARG,
+               "gtl_model_predict");
+    CHECK_FAIL(gtl_model_predict(NULL, base_x, n, FD, lab2, probs2, 16), GTL_STATUS_INVALID_ARG,
+               "gtl_model_predict");
+
+    /* Latent codes: concept (Nc), disturbance (Nm), gate (d, a sparsemax:
+     * non-negative, rows sum to 1). */
+    float z[8 * TD];
+    CHECK_OK(p_model_latent(m, GTL_LATENT_CONCEPT, base_x, n, FD, z, 8 * TNC));
+    for (int i = 0; i < 8 * TNC; i++)
+        CHECK(isfinite(z[i]));
+    CHECK_OK(gtl_model_latent(m, GTL_LATENT_DISTURBANCE, base_x, n, FD, z, 8 * TNM));
+    for (int i = 0; i < 8 * TNM; i++)
+        CHECK(isfinite(z[i]));
+    CHECK_OK(gtl_model_latent(m, GTL_LATENT_GATE, base_x, n, FD, z, 8 * TD));
+    for (int i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int j = 0; j < TD; j++) {
+            CHECK(z[i * TD + j] >= 0.0f);
+            s += z[i * TD + j];
+        }
+        CHECK(s > 0.999f && s < 1.001f);
+    }
+    z[0] = -7.0f;
+    CHECK_FAIL(gtl_model_latent(m, GTL_LATENT_GATE, base_x, n, FD, z, 8 * TD - 1),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK(z[0] == -7.0f);
+    CHECK_FAIL(gtl_model_latent(m, (gtl_latent)3, base_x, n, FD, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "unknown latent");
+    CHECK_FAIL(gtl_model_latent(m, (gtl_latent)-1, base_x, n, FD, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "unknown latent");
+    CHECK_FAIL(gtl_model_latent(m, GTL_LATENT_CONCEPT, base_x, n, FD + 1, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "feature_dim");
+    CHECK_FAIL(gtl_model_latent(m, GTL_LATENT_CONCEPT, x, n, FD, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "not finite");
+    CHECK_FAIL(gtl_model_latent(m, GTL_LATENT_CONCEPT, base_x, 0, FD, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "gtl_model_latent");
+    CHECK_FAIL(gtl_model_latent(m, GTL_LATENT_CONCEPT, base_x, n, FD, NULL, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "gtl_model_latent");
+    CHECK_FAIL(gtl_model_latent(m, GTL_LATENT_CONCEPT, NULL, n, FD, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "gtl_model_latent");
+    CHECK_FAIL(gtl_model_latent(NULL, GTL_LATENT_CONCEPT, base_x, n, FD, z, 8 * TD),
+               GTL_STATUS_INVALID_ARG, "gtl_model_latent");
+    /* Latent calls leave the prediction alone. */
+    CHECK_OK(gtl_model_predict(m, base_x, n, FD, NULL, probs2, 16));
+    CHECK(memcmp(probs, probs2, sizeof probs) == 0);
+
+    /* Estimator off (ablation): the gate reads 0. */
+    CHECK_OK(gtl_model_set_i64(m3, GTL_MODEL_ESTIMATOR, 0));
+    CHECK_OK(gtl_model_latent(m3, GTL_LATENT_GATE, base_x, n, FD, z, 8 * TD));
+    for (int i = 0; i < 8 * TD; i++)
+        CHECK(z[i] == 0.0f);
+    gtl_model_destroy(m);
+    gtl_model_destroy(m2);
+    gtl_model_destroy(m3);
+    check_no_memory("predict and latent");
+}
+
+/* ---- training ------------------------------------------------------------------ */
+
+typedef struct progress_log {
+    int n_calls;
+    int cancel_at;     /* stop after this many calls; 0 = never */
+    int n_stage_change;
+    int bad;           /* calls with a step out of order or a non-finite loss */
+    gtl_stage stage;
+    int64_t last_step, n_steps;
+} progress_log;
+
+static int on_progress(void *user_data, gtl_stage stage, int64_t step, int64_t n_steps,
+                       const float *stats)
+{
+    progress_log *p = user_data;
+    if (p->n_calls == 0 || stage != p->stage) {
+        p->n_stage_change += p->n_calls > 0;
+        p->stage = stage;
+        p->last_step = 0;
+    }
+    p->n_calls++;
+    if (step != p->last_step + 1 || step > n_steps || stats == NULL ||
+        !isfinite(stats[GTL_STAT_LOSS]))
+        p->bad++;
+    p->last_step = step;
+    p->n_steps = n_steps;
+    return p->cancel_at > 0 && p->n_calls >= p->cancel_at;
+}
+
+static int64_t opt_steps(const gtl_optimizer *opt)
+{
+    int64_t n = -1;
+    CHECK_OK(gtl_optimizer_num_steps(opt, &n));
+    return n;
+}
+
+static void fill(float *a, size_t n, float v)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = v;
+}
+
+/* Trainability of every tensor by module, as gtl_model_tensor_info reports it. */
+static void check_trainable(const gtl_model *m, int body, int cls)
+{
+    int64_t nt = 0;
+    CHECK_OK(gtl_model_num_tensors(m, &nt));
+    for (int64_t i = 0; i < nt; i++) {
+        char name[64];
+        int32_t tr = -1;
+        CHECK_OK(gtl_model_tensor_info(m, i, name, sizeof name, NULL, &tr));
+        CHECK(tr == (starts_with(name, "classifier.") ? cls : body));
+    }
+}
+
+static void check_steps(void)
+{
+    gtl_model *m = tiny_model(11);
+    gtl_optimizer *opt = NULL;
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
+    float stats[GTL_STAT_COUNT], gn = 7.0f;
+    const int64_t n = 8;
+
+    /* No stage yet. */
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_FAIL(gtl_model_forward_backward(m, base_x, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_BAD_STATE, "no stage");
+    CHECK(stats[0] == 0.0f && stats[GTL_STAT_COUNT - 1] == 0.0f);
+    CHECK_FAIL(gtl_model_apply(m, opt, &gn), GTL_STATUS_BAD_STATE, "no gradients pending");
+    CHECK(gn == 0.0f);
+    gn = 7.0f;
+    CHECK_FAIL(gtl_model_apply(m, NULL, &gn), GTL_STATUS_INVALID_ARG, "gtl_model_apply");
+    CHECK(gn == 0.0f);
+    CHECK_FAIL(gtl_model_apply(NULL, opt, NULL), GTL_STATUS_INVALID_ARG, "gtl_model_apply");
+
+    CHECK_FAIL(gtl_model_set_stage(NULL, GTL_STAGE_B1, 0), GTL_STATUS_INVALID_ARG,
+               "gtl_model_set_stage");
+    CHECK_FAIL(gtl_model_set_stage(m, (gtl_stage)4, 0), GTL_STATUS_INVALID_ARG, "unknown stage");
+    CHECK_FAIL(gtl_model_set_stage(m, (gtl_stage)-1, 0), GTL_STATUS_INVALID_ARG,
+               "unknown stage");
+    CHECK_FAIL(gtl_model_set_stage(m, GTL_STAGE_B2, 0), GTL_STATUS_INVALID_ARG, "n_classes");
+    CHECK_FAIL(gtl_model_set_stage(m, GTL_STAGE_N2, -3), GTL_STATUS_INVALID_ARG, "n_classes");
+    CHECK_OK(p_model_set_stage(m, GTL_STAGE_B1, 0));
+    check_trainable(m, 1, 0);
+
+    /* forward_backward refusals: stats zeroed, nothing pending. */
+    float x[8 * FD];
+    memcpy(x, base_x, sizeof x);
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_FAIL(gtl_model_forward_backward(m, base_x, 1, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "batch size");
+    CHECK(stats[0] == 0.0f);
+    CHECK_FAIL(gtl_model_forward_backward(m, base_x, n, FD - 1, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "feature_dim");
+    x[5] = NAN;
+    CHECK_FAIL(gtl_model_forward_backward(m, x, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "not finite");
+    x[5] = base_x[5];
+    CHECK_FAIL(gtl_model_forward_backward(m, NULL, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "gtl_model_forward_backward");
+    CHECK_FAIL(gtl_model_forward_backward(NULL, x, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "gtl_model_forward_backward");
+    CHECK_FAIL(gtl_model_apply(m, opt, NULL), GTL_STATUS_BAD_STATE, "no gradients pending");
+
+    /* One B1 step by hand: forward_backward, read a gradient, apply. */
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_OK(p_model_forward_backward(m, x, n, FD, NULL, stats, GTL_STAT_COUNT));
+    CHECK(isfinite(stats[GTL_STAT_LOSS]) && stats[GTL_STAT_LOSS] > 0.0f);
+    CHECK(stats[GTL_STAT_MSE] > 0.0f && stats[GTL_STAT_KL] >= 0.0f);
+    CHECK(stats[GTL_STAT_CAPACITY] == 0.0f); /* C_t at t = 0 */
+    CHECK(stats[GTL_STAT_CE] == 0.0f && stats[GTL_STAT_ACCURACY] == 0.0f);
+    float g[TH * FD];
+    CHECK_OK(gtl_model_tensor_get(m, 0, 1, g, TH * FD));
+    int nonzero = 0;
+    for (int i = 0; i < TH * FD; i++)
+        nonzero += g[i] != 0.0f;
+    CHECK(nonzero > 0);
+    CHECK_FAIL(gtl_model_save(m, opt, "gtl_abi_never_written.ckpt"), GTL_STATUS_BAD_STATE,
+               "pending");
+    float w0[TH * FD], w1[TH * FD];
+    CHECK_OK(gtl_model_tensor_get(m, 0, 0, w0, TH * FD));
+    gn = -1.0f;
+    CHECK_OK(p_model_apply(m, opt, &gn));
+    CHECK(gn > 0.0f && isfinite(gn));
+    CHECK_OK(gtl_model_tensor_get(m, 0, 0, w1, TH * FD));
+    CHECK(memcmp(w0, w1, sizeof w0) != 0);
+    CHECK(opt_steps(opt) == 1);
+    CHECK_FAIL(gtl_model_apply(m, opt, &gn), GTL_STATUS_BAD_STATE, "no gradients pending");
+
+    /* train_step: the statistics carry the gradient norm and the lr used. */
+    float lr1 = 0.0f;
+    CHECK_OK(gtl_optimizer_lr_at(opt, 1, &lr1));
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_OK(p_model_train_step(m, opt, x, n, FD, NULL, stats, GTL_STAT_COUNT));
+    CHECK(stats[GTL_STAT_LR] == lr1 && stats[GTL_STAT_GRAD_NORM] > 0.0f);
+    CHECK(stats[GTL_STAT_CAPACITY] > 0.0f); /* t = 1 */
+    CHECK(opt_steps(opt) == 2);
+    /* Only n_stats entries are written. */
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_OK(gtl_model_train_step(m, opt, x, n, FD, NULL, stats, 3));
+    CHECK(stats[0] != 7.0f && stats[3] == 7.0f && stats[GTL_STAT_LR] == 7.0f);
+    CHECK_OK(gtl_model_train_step(m, opt, x, n, FD, NULL, NULL, 0));
+    CHECK(opt_steps(opt) == 4);
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_FAIL(gtl_model_train_step(m, NULL, x, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "gtl_model_train_step");
+    CHECK(stats[0] == 0.0f && stats[GTL_STAT_LR] == 0.0f);
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_FAIL(gtl_model_train_step(m, opt, x, 1, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "batch size");
+    CHECK(stats[0] == 0.0f && stats[GTL_STAT_LR] == 0.0f);
+    CHECK_FAIL(gtl_model_train_step(NULL, opt, x, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "gtl_model_forward_backward");
+    CHECK(opt_steps(opt) == 4);
+
+    /* A non-finite loss: NUMERIC, and the model, its batch-norm statistics
+     * and the optimizer are exactly as before. */
+    float probs[16], probs2[16];
+    CHECK_OK(gtl_model_predict(m, base_x, n, FD, NULL, probs, 16));
+    float big[8 * FD];
+    for (int i = 0; i < 8 * FD; i++)
+        big[i] = (i % 2 ? 3e38f : -3e38f);
+    fill(stats, GTL_STAT_COUNT, 7.0f);
+    CHECK_FAIL(gtl_model_train_step(m, opt, big, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_NUMERIC, "gtl_model_forward_backward");
+    CHECK(stats[0] == 0.0f);
+    CHECK(opt_steps(opt) == 4);
+    CHECK_FAIL(gtl_model_forward_backward(m, big, n, FD, NULL, NULL, 0), GTL_STATUS_NUMERIC,
+               "not taken");
+    CHECK_FAIL(gtl_model_apply(m, opt, NULL), GTL_STATUS_BAD_STATE, "no gradients pending");
+    CHECK_OK(gtl_model_tensor_get(m, 0, 1, g, TH * FD));
+    for (int i = 0; i < TH * FD; i++)
+        CHECK(g[i] == 0.0f);
+    CHECK_OK(gtl_model_predict(m, base_x, n, FD, NULL, probs2, 16));
+    CHECK(memcmp(probs, probs2, sizeof probs) == 0);
+
+    /* B2 with 4 classes: a new classifier, labels required and checked. */
+    CHECK_OK(gtl_model_set_stage(m, GTL_STAGE_B2, 4));
+    check_trainable(m, 0, 1);
+    int64_t iv = 0;
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &iv));
+    CHECK(iv == 4);
+    CHECK_OK(gtl_model_num_params(m, &iv));
+    CHECK(iv == head_params(4));
+    int64_t y[8];
+    for (int i = 0; i < 8; i++)
+        y[i] = base_cls[i * 3]; /* rows 0, 3, ..., 21 of the base data */
+    for (int i = 0; i < 8; i++)
+        memcpy(x + i * FD, base_x + i * 3 * FD, FD * sizeof(float));
+    CHECK_FAIL(gtl_model_forward_backward(m, x, n, FD, NULL, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "needs labels");
+    y[6] = 4;
+    CHECK_FAIL(gtl_model_train_step(m, opt, x, n, FD, y, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "label");
+    y[6] = -1;
+    CHECK_FAIL(gtl_model_forward_backward(m, x, n, FD, y, stats, GTL_STAT_COUNT),
+               GTL_STATUS_INVALID_ARG, "label");
+    y[6] = base_cls[18];
+    CHECK_OK(gtl_model_train_step(m, opt, x, n, FD, y, stats, GTL_STAT_COUNT));
+    CHECK(stats[GTL_STAT_CE] > 0.0f && stats[GTL_STAT_MSE] == 0.0f);
+    CHECK(stats[GTL_STAT_ACCURACY] >= 0.0f && stats[GTL_STAT_ACCURACY] <= 1.0f);
+    CHECK(stats[GTL_STAT_TRIPLET] >= 0.0f && stats[GTL_STAT_CENTER] > 0.0f);
+    int64_t lab[8];
+    float p4[8 * 4];
+    CHECK_OK(gtl_model_predict(m, x, n, FD, lab, p4, 8 * 4));
+    for (int i = 0; i < 8; i++)
+        CHECK(lab[i] >= 0 && lab[i] < 4);
+
+    /* reset: the step count returns to 0, the settings stay. */
+    CHECK_OK(gtl_optimizer_reset(opt));
+    CHECK(opt_steps(opt) == 0);
+    gtl_optimizer_destroy(opt);
+    gtl_model_destroy(m);
+    check_no_memory("training steps");
+}
+
+static void check_stages(void)
+{
+    gtl_model *m = tiny_model(5);
+    gtl_optimizer *opt = NULL;
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAMW, &opt));
+    gtl_dataset *ds = make_base(), *other = NULL, *one = NULL;
+    CHECK_OK(gtl_dataset_create(FD / 2, &other));
+    CHECK_OK(gtl_dataset_add(other, base_x, 4, base_cls, NULL, NULL));
+    CHECK_OK(gtl_dataset_create(FD, &one));
+    CHECK_OK(gtl_dataset_add(one, base_x, 1, base_cls, NULL, NULL));
+    progress_log pl;
+    memset(&pl, 0, sizeof pl);
+
+    CHECK_FAIL(gtl_model_train_stage(NULL, opt, GTL_STAGE_B1, ds, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_model_train_stage");
+    CHECK_FAIL(gtl_model_train_stage(m, NULL, GTL_STAGE_B1, ds, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_model_train_stage");
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B1, NULL, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_model_train_stage");
+    CHECK_FAIL(gtl_model_train_stage(m, opt, (gtl_stage)7, ds, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "unknown stage");
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B1, ds, 0, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "epochs");
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B1, other, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "feature size");
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B1, one, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "at least 2 samples");
+    /* Labels 10..40 are not 0..C-1. */
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B2, ds, 1, NULL, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_dataset_remap_labels");
+    CHECK(opt_steps(opt) == 0);
+
+    /* B1, one epoch: 24 samples in batches of 4 x 2 = 3 steps. B1 does not
+     * need the labels remapped. */
+    CHECK_OK(p_model_train_stage(m, opt, GTL_STAGE_B1, ds, 1, on_progress, &pl));
+    CHECK(pl.n_calls == 3 && pl.bad == 0 && pl.stage == GTL_STAGE_B1 && pl.n_steps == 3);
+    CHECK(opt_steps(opt) == 3);
+    CHECK_OK(gtl_model_train_stage(m, opt, GTL_STAGE_B1, ds, 1, NULL, NULL));
+    CHECK(opt_steps(opt) == 6);
+
+    /* A callback that stops after 2 of 6 steps: CANCELLED, both steps kept,
+     * the model still usable. */
+    memset(&pl, 0, sizeof pl);
+    pl.cancel_at = 2;
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B1, ds, 2, on_progress, &pl),
+               GTL_STATUS_CANCELLED, "cancelled");
+    CHECK(pl.n_calls == 2 && pl.n_steps == 6 && pl.bad == 0);
+    CHECK(opt_steps(opt) == 8);
+    float probs[8 * 2];
+    CHECK_OK(gtl_model_predict(m, base_x, 8, FD, NULL, probs, 16));
+
+    /* B2 after remapping. */
+    CHECK_OK(gtl_dataset_remap_labels(ds, NULL, 0, NULL));
+    memset(&pl, 0, sizeof pl);
+    CHECK_OK(gtl_model_train_stage(m, opt, GTL_STAGE_B2, ds, 1, on_progress, &pl));
+    CHECK(pl.n_calls == 3 && pl.bad == 0 && pl.stage == GTL_STAGE_B2);
+    int64_t iv = 0;
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &iv));
+    CHECK(iv == 4);
+    memset(&pl, 0, sizeof pl);
+    pl.cancel_at = 1;
+    CHECK_FAIL(gtl_model_train_stage(m, opt, GTL_STAGE_B2, ds, 1, on_progress, &pl),
+               GTL_STATUS_CANCELLED, "gtl_model_train_stage");
+    CHECK(pl.n_calls == 1);
+
+    gtl_dataset_destroy(ds);
+    gtl_dataset_destroy(other);
+    gtl_dataset_destroy(one);
+    gtl_optimizer_destroy(opt);
+    gtl_model_destroy(m);
+    check_no_memory("training stages");
+}
+
+static void check_adapt(void)
+{
+    const uint32_t rgb = GTL_MODALITY_BIT(GTL_MODALITY_RGB);
+    const uint32_t sketch = GTL_MODALITY_BIT(GTL_MODALITY_SKETCH);
+    gtl_model *m = tiny_model(9);
+    gtl_dataset *ds = make_base(), *other = NULL, *one = NULL;
+    gtl_episode *ep = NULL;
+    CHECK_OK(gtl_episode_create(&ep));
+    CHECK_OK(gtl_episode_sample(ep, ds, 3, 1, 1, rgb | sketch, rgb, 5));
+    const gtl_dataset *sup = gtl_episode_support(ep), *qry = gtl_episode_query(ep);
+    CHECK_OK(gtl_dataset_create(FD / 2, &other));
+    CHECK_OK(gtl_dataset_add(other, base_x, 4, base_cls, NULL, NULL));
+    CHECK_OK(gtl_dataset_create(FD, &one));
+    CHECK_OK(gtl_dataset_add(one, base_x, 1, base_cls, NULL, NULL));
+    progress_log pl;
+    memset(&pl, 0, sizeof pl);
+
+    CHECK_FAIL(gtl_adapt(NULL, sup, NULL, NULL), GTL_STATUS_INVALID_ARG, "gtl_adapt");
+    CHECK_FAIL(gtl_adapt(m, NULL, NULL, NULL), GTL_STATUS_INVALID_ARG, "gtl_adapt");
+    CHECK_FAIL(gtl_adapt(m, other, NULL, NULL), GTL_STATUS_INVALID_ARG, "feature size");
+    CHECK_FAIL(gtl_adapt(m, one, NULL, NULL), GTL_STATUS_INVALID_ARG, "at least 2 samples");
+    CHECK_FAIL(gtl_adapt(m, ds, NULL, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_dataset_remap_labels");
+
+    /* Cancelled in N1. */
+    pl.cancel_at = 1;
+    CHECK_FAIL(p_adapt(m, sup, on_progress, &pl), GTL_STATUS_CANCELLED, "gtl_adapt");
+    CHECK(pl.n_calls == 1 && pl.stage == GTL_STAGE_N1);
+
+    /* N1 then N2, one epoch each (6 support rows, batches of 3 x 2). */
+    memset(&pl, 0, sizeof pl);
+    CHECK_OK(gtl_adapt(m, sup, on_progress, &pl));
+    CHECK(pl.n_calls == 2 && pl.n_stage_change == 1 && pl.stage == GTL_STAGE_N2 && pl.bad == 0);
+    int64_t iv = 0;
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &iv));
+    CHECK(iv == 3);
+    float q[3 * FD], probs[3 * 3];
+    int64_t lab[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(gtl_dataset_get(qry, i, q + i * FD, FD, NULL, NULL, NULL));
+    CHECK_OK(gtl_model_predict(m, q, 3, FD, lab, probs, 9));
+    for (int i = 0; i < 3; i++)
+        CHECK(lab[i] >= 0 && lab[i] < 3);
+
+    /* No N2 epochs: the model still gets a classifier for the support's classes. */
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_N2_EPOCHS, 0));
+    CHECK_OK(gtl_episode_sample(ep, ds, 2, 1, 1, rgb | sketch, rgb, 6));
+    memset(&pl, 0, sizeof pl);
+    CHECK_OK(gtl_adapt(m, gtl_episode_support(ep), on_progress, &pl));
+    CHECK(pl.n_calls == 1 && pl.stage == GTL_STAGE_N1);
+    CHECK_OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &iv));
+    CHECK(iv == 2);
+
+    gtl_episode_destroy(ep);
+    gtl_dataset_destroy(ds);
+    gtl_dataset_destroy(other);
+    gtl_dataset_destroy(one);
+    gtl_model_destroy(m);
+    check_no_memory("adapt");
+}
+
+/* ---- checkpoints --------------------------------------------------------------- */
+
+static long file_read(const char *path, unsigned char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return (long)n;
+}
+
+static int file_write(const char *path, const unsigned char *buf, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    size_t w = fwrite(buf, 1, n, f);
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+static void check_checkpoints(void)
+{
+    const char *path = "gtl_abi_test.ckpt", *plain = "gtl_abi_plain.ckpt";
+    const char *bad = "gtl_abi_corrupt.ckpt", *missing = "gtl_abi_no_such_file.ckpt";
+    const char *no_dir = "gtl_abi_no_such_dir/x.ckpt";
+    gtl_model *m = tiny_model(13);
+    gtl_optimizer *opt = NULL;
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_SGD, &opt));
+    CHECK_OK(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_MOMENTUM, 0.5f));
+    const int64_t ms[2] = {3, 9};
+    CHECK_OK(gtl_optimizer_set_milestones(opt, ms, 2));
+    CHECK_OK(gtl_model_set_stage(m, GTL_STAGE_B2, 4));
+    int64_t y[8];
+    for (int i = 0; i < 8; i++)
+        y[i] = i % 4;
+    CHECK_OK(gtl_model_train_step(m, opt, base_x, 8, FD, y, NULL, 0));
+    CHECK_OK(gtl_model_train_step(m, opt, base_x, 8, FD, y, NULL, 0));
+
+    CHECK_FAIL(gtl_model_save(NULL, opt, path), GTL_STATUS_INVALID_ARG, "gtl_model_save");
+    CHECK_FAIL(gtl_model_save(m, opt, NULL), GTL_STATUS_INVALID_ARG, "gtl_model_save");
+    CHECK_FAIL(gtl_model_save(m, opt, no_dir), GTL_STATUS_IO, no_dir);
+    CHECK_OK(p_model_save(m, opt, path));
+    CHECK_OK(gtl_model_save(m, NULL, plain));
+
+    /* Load: the same predictions, weights, settings and optimizer state. */
+    gtl_model *m2 = SENTINEL(gtl_model);
+    gtl_optimizer *o2 = SENTINEL(gtl_optimizer);
+    CHECK_OK(p_model_load(path, &m2, &o2));
+    CHECK(m2 != NULL && o2 != NULL);
+    float p1[8 * 4], p2[8 * 4];
+    CHECK_OK(gtl_model_predict(m, base_x, 8, FD, NULL, p1, 32));
+    CHECK_OK(gtl_model_predict(m2, base_x, 8, FD, NULL, p2, 32));
+    CHECK(memcmp(p1, p2, sizeof p1) == 0);
+    int64_t nt = 0, nt2 = 0, iv = 0;
+    CHECK_OK(gtl_model_num_tensors(m, &nt));
+    CHECK_OK(gtl_model_num_tensors(m2, &nt2));
+    CHECK(nt == nt2);
+    for (int64_t i = 0; i < nt && i < nt2; i++) {
+        float a[256], b[256];
+        int64_t na = 0, nb = 0;
+        int32_t ta = -1, tb = -1;
+        CHECK_OK(gtl_model_tensor_info(m, i, NULL, 0, &na, &ta));
+        CHECK_OK(gtl_model_tensor_info(m2, i, NULL, 0, &nb, &tb));
+        CHECK(na == nb && ta == tb && na <= 256);
+        if (na != nb || na > 256)
+            continue;
+        CHECK_OK(gtl_model_tensor_get(m, i, 0, a, 256));
+        CHECK_OK(gtl_model_tensor_get(m2, i, 0, b, 256));
+        CHECK(memcmp(a, b, (size_t)na * sizeof(float)) == 0);
+    }
+    CHECK_OK(gtl_model_get_i64(m2, GTL_MODEL_NUM_CLASSES, &iv));
+    CHECK(iv == 4);
+    CHECK_OK(gtl_model_get_i64(m2, GTL_MODEL_HIDDEN_DIM, &iv));
+    CHECK(iv == TH);
+    CHECK(opt_steps(o2) == 2);
+    float fv = 0.0f;
+    CHECK_OK(gtl_optimizer_get_f32(o2, GTL_OPTIM_PARAM_MOMENTUM, &fv));
+    CHECK(fv == 0.5f);
+    int64_t ms2[4];
+    size_t nm = 0;
+    CHECK_OK(gtl_optimizer_get_milestones(o2, ms2, 4, &nm));
+    CHECK(nm == 2 && ms2[0] == 3 && ms2[1] == 9);
+    /* Resuming continues identically: the same step on both. */
+    float s1[GTL_STAT_COUNT], s2[GTL_STAT_COUNT];
+    CHECK_OK(gtl_model_train_step(m, opt, base_x, 8, FD, y, s1, GTL_STAT_COUNT));
+    CHECK_OK(gtl_model_train_step(m2, o2, base_x, 8, FD, y, s2, GTL_STAT_COUNT));
+    CHECK(memcmp(s1, s2, sizeof s1) == 0);
+    CHECK_OK(gtl_model_predict(m, base_x, 8, FD, NULL, p1, 32));
+    CHECK_OK(gtl_model_predict(m2, base_x, 8, FD, NULL, p2, 32));
+    CHECK(memcmp(p1, p2, sizeof p1) == 0);
+    gtl_model_destroy(m2);
+    gtl_optimizer_destroy(o2);
+
+    /* Without an optimizer in the file, or without asking for it. */
+    m2 = NULL;
+    o2 = SENTINEL(gtl_optimizer);
+    CHECK_OK(gtl_model_load(plain, &m2, &o2));
+    CHECK(m2 != NULL && o2 == NULL);
+    gtl_model_destroy(m2);
+    m2 = NULL;
+    CHECK_OK(gtl_model_load(path, &m2, NULL));
+    CHECK(m2 != NULL);
+    gtl_model_destroy(m2);
+
+    /* Refusals: out pointers reset, the message names the file. */
+    o2 = SENTINEL(gtl_optimizer);
+    CHECK_FAIL(gtl_model_load(path, NULL, &o2), GTL_STATUS_INVALID_ARG, "gtl_model_load");
+    CHECK(o2 == NULL);
+    m2 = SENTINEL(gtl_model);
+    CHECK_FAIL(gtl_model_load(NULL, &m2, NULL), GTL_STATUS_INVALID_ARG, "gtl_model_load");
+    CHECK(m2 == NULL);
+    m2 = SENTINEL(gtl_model);
+    o2 = SENTINEL(gtl_optimizer);
+    remove(missing);
+    CHECK_FAIL(gtl_model_load(missing, &m2, &o2), GTL_STATUS_IO, missing);
+    CHECK(m2 == NULL && o2 == NULL);
+
+    static unsigned char bytes[1 << 16];
+    long len = file_read(path, bytes, sizeof bytes);
+    CHECK(len > 200 && len < (long)sizeof bytes);
+    if (len > 200 && len < (long)sizeof bytes) {
+        /* Not a checkpoint at all. */
+        const char text[] = "this is not a libgtl checkpoint, just some text\n";
+        CHECK(file_write(bad, (const unsigned char *)text, sizeof text - 1) == 0);
+        m2 = SENTINEL(gtl_model);
+        CHECK_FAIL(gtl_model_load(bad, &m2, NULL), GTL_STATUS_FORMAT, bad);
+        CHECK(m2 == NULL);
+        /* Truncated. */
+        CHECK(file_write(bad, bytes, (size_t)len / 2) == 0);
+        m2 = SENTINEL(gtl_model);
+        o2 = SENTINEL(gtl_optimizer);
+        CHECK_FAIL(gtl_model_load(bad, &m2, &o2), GTL_STATUS_FORMAT, bad);
+        CHECK(m2 == NULL && o2 == NULL);
+        /* One flipped byte in the header, the table or a payload. */
+        const long at[4] = {20, 100, len / 2, len - 10};
+        for (int i = 0; i < 4; i++) {
+            bytes[at[i]] ^= 0x10;
+            CHECK(file_write(bad, bytes, (size_t)len) == 0);
+            bytes[at[i]] ^= 0x10;
+            m2 = SENTINEL(gtl_model);
+            o2 = SENTINEL(gtl_optimizer);
+            gtl_status st = gtl_model_load(bad, &m2, &o2);
+            if (st != GTL_STATUS_FORMAT || strstr(gtl_last_error(), bad) == NULL) {
+                fprintf(stderr, "flipped byte %ld of %ld: %s (%s), expected FORMAT\n", at[i],
+                        len, gtl_strerror(st), gtl_last_error());
+                n_failed++;
+            }
+            if (st != GTL_STATUS_OK)
+                CHECK(m2 == NULL && o2 == NULL);
+            if (st == GTL_STATUS_OK) {
+                gtl_model_destroy(m2);
+                gtl_optimizer_destroy(o2);
+            }
+        }
+    }
+    remove(path);
+    remove(plain);
+    remove(bad);
+    gtl_optimizer_destroy(opt);
+    gtl_model_destroy(m);
+    check_no_memory("checkpoints");
+}
+
+/* Every allocation of the handle APIs goes through the installed hooks, and
+ * all of it is returned. */
+static void check_handles_use_allocator(void)
+{
+    counts c = {0, 0, 0};
+    CHECK_OK(gtl_set_allocator(my_malloc, my_realloc, my_free, &c));
+    gtl_model *m = tiny_model(1);
+    gtl_dataset *ds = make_base();
+    gtl_optimizer *opt = NULL;
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
+    CHECK_OK(gtl_model_set_i64(m, GTL_MODEL_BATCH_CLASSES, 2));
+    CHECK_OK(gtl_model_train_stage(m, opt, GTL_STAGE_B1, ds, 1, NULL, NULL));
+    uint64_t bytes = 0, blocks = 0;
+    CHECK_OK(gtl_memory_in_use(&bytes, &blocks));
+    CHECK(bytes > 0 && blocks > 0);
+    /* Installing another allocator while libgtl holds memory is refused. */
+    CHECK_FAIL(gtl_set_allocator(NULL, NULL, NULL, NULL), GTL_STATUS_BAD_STATE,
+               "gtl_set_allocator");
+    gtl_optimizer_destroy(opt);
+    gtl_dataset_destroy(ds);
+    gtl_model_destroy(m);
+    check_no_memory("allocator hooks");
+    CHECK(c.n_malloc > 0 && c.n_free > 0);
+    CHECK_OK(gtl_set_allocator(NULL, NULL, NULL, NULL));
+}
+
 int main(void)
 {
     check_version();
@@ -255,6 +2042,19 @@ int main(void)
     check_logging();
     check_threads();
     check_build_info();
+    make_base_data();
+    check_dataset_basics();
+    check_dataset_queries();
+    check_episodes();
+    check_optimizer();
+    check_model_params();
+    check_model_tensors();
+    check_predict_latent();
+    check_steps();
+    check_stages();
+    check_adapt();
+    check_checkpoints();
+    check_handles_use_allocator();
     uint64_t bytes = 1, blocks = 1;
     CHECK(gtl_memory_in_use(&bytes, &blocks) == GTL_STATUS_OK && bytes == 0 && blocks == 0);
     printf("# public API: %d failed checks\n", n_failed);
