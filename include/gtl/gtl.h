@@ -28,5 +28,6 @@
 #include "gtl/model.h"
 #include "gtl/optim.h"
 #include "gtl/train.h"
+#include "gtl/backbone.h"
 
 #endif /* GTL_GTL_H */
