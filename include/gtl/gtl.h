@@ -28,6 +28,7 @@
 #include "gtl/model.h"
 #include "gtl/optim.h"
 #include "gtl/train.h"
+#include "gtl/eval.h"
 #include "gtl/backbone.h"
 
 #endif /* GTL_GTL_H */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "data/data.h"
+#include "gtl/eval.h"
 
 gtl_status gtl_dataset_create(int64_t feature_dim, gtl_dataset **out_dataset)
 {
@@ -204,6 +205,8 @@ void gtl_episode_destroy(gtl_episode *episode)
     gtl__dataset_free(episode->support);
     gtl__dataset_free(episode->query);
     gtl__free(episode->class_label);
+    gtl__free(episode->src_support);
+    gtl__free(episode->src_query);
     gtl__free(episode);
 }
 
@@ -286,6 +289,76 @@ static bool draw_class(const gtl_dataset *ds, int64_t cls, gtl__rng *rng, int64_
     return true;
 }
 
+gtl_status gtl__episode_build(gtl_episode *ep, const gtl_dataset *src, int64_t n_way,
+                              const int64_t *labels, const int64_t *sup_idx,
+                              const int64_t *sup_cls, int64_t n_sup, const int64_t *qry_idx,
+                              const int64_t *qry_cls, int64_t n_qry)
+{
+    gtl_dataset *sup = NULL, *qry = NULL;
+    int64_t *lab = gtl__malloc((size_t)n_way * sizeof(int64_t));
+    int64_t *src_sup = gtl__malloc((size_t)(n_sup ? n_sup : 1) * sizeof(int64_t));
+    int64_t *src_qry = gtl__malloc((size_t)(n_qry ? n_qry : 1) * sizeof(int64_t));
+    int64_t n_max = (n_sup > n_qry ? n_sup : n_qry) + 1;
+    float *x = gtl__malloc((size_t)n_max * (size_t)src->dim * sizeof(float));
+    int32_t *mod = gtl__malloc((size_t)n_max * sizeof(int32_t));
+    int64_t *pair = gtl__malloc((size_t)n_max * sizeof(int64_t));
+    gtl_status st = GTL_STATUS_OUT_OF_MEMORY;
+    if (lab == NULL || src_sup == NULL || src_qry == NULL || x == NULL || mod == NULL ||
+        pair == NULL) {
+        gtl__error(st, "episode: out of memory");
+        goto out_free;
+    }
+    st = gtl__dataset_new(src->dim, &sup);
+    if (st == GTL_STATUS_OK)
+        st = gtl__dataset_new(src->dim, &qry);
+    /* Gather rows (one append each side, so one reindex each). */
+    for (int side = 0; side < 2 && st == GTL_STATUS_OK; side++) {
+        const int64_t *idx = side == 0 ? sup_idx : qry_idx;
+        const int64_t *cls = side == 0 ? sup_cls : qry_cls;
+        int64_t n = side == 0 ? n_sup : n_qry;
+        if (n == 0)
+            continue;
+        for (int64_t i = 0; i < n; i++) {
+            memcpy(x + i * src->dim, src->x + idx[i] * src->dim,
+                   (size_t)src->dim * sizeof(float));
+            mod[i] = src->mod[idx[i]];
+            pair[i] = src->pair[idx[i]];
+        }
+        st = gtl__dataset_append(side == 0 ? sup : qry, x, n, cls, mod, pair);
+    }
+    if (st != GTL_STATUS_OK)
+        goto out_free;
+    memcpy(lab, labels, (size_t)n_way * sizeof(int64_t));
+    if (n_sup > 0)
+        memcpy(src_sup, sup_idx, (size_t)n_sup * sizeof(int64_t));
+    if (n_qry > 0)
+        memcpy(src_qry, qry_idx, (size_t)n_qry * sizeof(int64_t));
+    gtl__dataset_free(ep->support);
+    gtl__dataset_free(ep->query);
+    gtl__free(ep->class_label);
+    gtl__free(ep->src_support);
+    gtl__free(ep->src_query);
+    ep->support = sup;
+    ep->query = qry;
+    ep->class_label = lab;
+    ep->n_way = n_way;
+    ep->src_support = src_sup;
+    ep->src_query = src_qry;
+    sup = qry = NULL;
+    lab = src_sup = src_qry = NULL;
+
+out_free:
+    gtl__dataset_free(sup);
+    gtl__dataset_free(qry);
+    gtl__free(lab);
+    gtl__free(src_sup);
+    gtl__free(src_qry);
+    gtl__free(x);
+    gtl__free(mod);
+    gtl__free(pair);
+    return st;
+}
+
 gtl_status gtl_episode_sample(gtl_episode *episode, const gtl_dataset *source, int64_t n_way,
                               int64_t k_shot, int64_t q_query, uint32_t support_modalities,
                               uint32_t query_modalities, uint64_t seed)
@@ -322,7 +395,6 @@ gtl_status gtl_episode_sample(gtl_episode *episode, const gtl_dataset *source, i
                           (long long)n_way);
     gtl_status st = GTL_STATUS_OUT_OF_MEMORY;
     ep_scratch s = {0};
-    gtl_dataset *sup = NULL, *qry = NULL;
     int64_t *labels = NULL;
     s.order = gtl__malloc((size_t)(source->n_cls ? source->n_cls : 1) * sizeof(int64_t));
     s.members = gtl__malloc((size_t)(max_cls ? max_cls : 1) * sizeof(int64_t));
@@ -367,58 +439,10 @@ gtl_status gtl_episode_sample(gtl_episode *episode, const gtl_dataset *source, i
                         (long long)q_query, (long long)n_way);
         goto out_free;
     }
-    st = gtl__dataset_new(source->dim, &sup);
-    if (st == GTL_STATUS_OK)
-        st = gtl__dataset_new(source->dim, &qry);
-    if (st != GTL_STATUS_OK)
-        goto out_free;
-    /* Gather rows (one append each side, so one reindex). */
-    {
-        int64_t n_max = (n_sup_all > n_qry_all ? n_sup_all : n_qry_all) + 1;
-        float *x = gtl__malloc((size_t)n_max * (size_t)source->dim * sizeof(float));
-        int32_t *mod = gtl__malloc((size_t)(n_sup_all + n_qry_all + 1) * sizeof(int32_t));
-        int64_t *pair = gtl__malloc((size_t)(n_sup_all + n_qry_all + 1) * sizeof(int64_t));
-        if (x == NULL || mod == NULL || pair == NULL) {
-            gtl__free(x);
-            gtl__free(mod);
-            gtl__free(pair);
-            st = gtl__error(GTL_STATUS_OUT_OF_MEMORY, "gtl_episode_sample: out of memory");
-            goto out_free;
-        }
-        for (int side = 0; side < 2 && st == GTL_STATUS_OK; side++) {
-            const int64_t *idx = side == 0 ? s.sup_all : s.qry_all;
-            const int64_t *cls = side == 0 ? s.sup_cls : s.qry_cls;
-            int64_t n = side == 0 ? n_sup_all : n_qry_all;
-            if (n == 0)
-                continue;
-            for (int64_t i = 0; i < n; i++) {
-                memcpy(x + i * source->dim, source->x + idx[i] * source->dim,
-                       (size_t)source->dim * sizeof(float));
-                mod[i] = source->mod[idx[i]];
-                pair[i] = source->pair[idx[i]];
-            }
-            st = gtl__dataset_append(side == 0 ? sup : qry, x, n, cls, mod, pair);
-        }
-        gtl__free(x);
-        gtl__free(mod);
-        gtl__free(pair);
-        if (st != GTL_STATUS_OK)
-            goto out_free;
-    }
-    gtl__dataset_free(episode->support);
-    gtl__dataset_free(episode->query);
-    gtl__free(episode->class_label);
-    episode->support = sup;
-    episode->query = qry;
-    episode->class_label = labels;
-    episode->n_way = n_way;
-    sup = qry = NULL;
-    labels = NULL;
-    st = GTL_STATUS_OK;
+    st = gtl__episode_build(episode, source, n_way, labels, s.sup_all, s.sup_cls, n_sup_all,
+                            s.qry_all, s.qry_cls, n_qry_all);
 
 out_free:
-    gtl__dataset_free(sup);
-    gtl__dataset_free(qry);
     gtl__free(labels);
     gtl__free(s.order);
     gtl__free(s.members);
@@ -429,4 +453,89 @@ out_free:
     gtl__free(s.sup_cls);
     gtl__free(s.qry_cls);
     return st;
+}
+
+/* Episode class of source row idx: position of its label in labels, or -1. */
+static int64_t class_of(const gtl_dataset *src, int64_t idx, const int64_t *labels,
+                        int64_t n_way)
+{
+    for (int64_t c = 0; c < n_way; c++)
+        if (labels[c] == src->y[idx])
+            return c;
+    return -1;
+}
+
+gtl_status gtl_episode_from_indices(gtl_episode *episode, const gtl_dataset *source,
+                                    const int64_t *class_labels, int64_t n_way,
+                                    const int64_t *support_indices, int64_t n_support,
+                                    const int64_t *query_indices, int64_t n_query)
+{
+    const char *fn = "gtl_episode_from_indices";
+    gtl__clear_error();
+    if (episode == NULL || source == NULL || class_labels == NULL || support_indices == NULL ||
+        (query_indices == NULL && n_query > 0))
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: NULL argument", fn);
+    if (n_way < 1 || n_way > 65536 || n_support < 1 || n_support > source->n || n_query < 0 ||
+        n_query > source->n)
+        return gtl__error(GTL_STATUS_INVALID_ARG,
+                          "%s: need 1 <= n_way <= 65536, 1 <= n_support <= %lld and "
+                          "0 <= n_query <= %lld (got %lld, %lld, %lld)",
+                          fn, (long long)source->n, (long long)source->n, (long long)n_way,
+                          (long long)n_support, (long long)n_query);
+    for (int64_t c = 0; c < n_way; c++)
+        for (int64_t d = 0; d < c; d++)
+            if (class_labels[c] == class_labels[d])
+                return gtl__error(GTL_STATUS_INVALID_ARG, "%s: class label %lld is repeated",
+                                  fn, (long long)class_labels[c]);
+    int64_t *cls = gtl__malloc((size_t)(n_support + n_query) * sizeof(int64_t));
+    if (cls == NULL)
+        return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn);
+    gtl_status st = GTL_STATUS_OK;
+    for (int64_t i = 0; i < n_support + n_query && st == GTL_STATUS_OK; i++) {
+        bool is_sup = i < n_support;
+        int64_t idx = is_sup ? support_indices[i] : query_indices[i - n_support];
+        const char *side = is_sup ? "support" : "query";
+        int64_t pos = is_sup ? i : i - n_support;
+        if (idx < 0 || idx >= source->n) {
+            st = gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s index %lld is %lld, outside [0, %lld)",
+                            fn, side, (long long)pos, (long long)idx, (long long)source->n);
+            break;
+        }
+        cls[i] = class_of(source, idx, class_labels, n_way);
+        if (cls[i] < 0)
+            st = gtl__error(GTL_STATUS_INVALID_ARG,
+                            "%s: %s sample %lld (source row %lld) has label %lld, which is not "
+                            "one of the episode's classes",
+                            fn, side, (long long)pos, (long long)idx, (long long)source->y[idx]);
+    }
+    if (st == GTL_STATUS_OK)
+        st = gtl__episode_build(episode, source, n_way, class_labels, support_indices, cls,
+                                n_support, query_indices, cls + n_support, n_query);
+    gtl__free(cls);
+    return st;
+}
+
+gtl_status gtl_episode_source_indices(const gtl_episode *episode, int32_t side, int64_t *dst,
+                                      size_t capacity, int64_t *out_n)
+{
+    const char *fn = "gtl_episode_source_indices";
+    gtl__clear_error();
+    if (out_n != NULL)
+        *out_n = 0;
+    if (episode == NULL || out_n == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: NULL argument", fn);
+    if (side != 0 && side != 1)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: side must be 0 (support) or 1 (query), "
+                          "got %d", fn, (int)side);
+    if (episode->class_label == NULL)
+        return gtl__error(GTL_STATUS_BAD_STATE, "%s: episode not sampled", fn);
+    const gtl_dataset *ds = side == 0 ? episode->support : episode->query;
+    const int64_t *idx = side == 0 ? episode->src_support : episode->src_query;
+    if (dst != NULL && capacity < (size_t)ds->n)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: capacity %zu < %lld", fn, capacity,
+                          (long long)ds->n);
+    if (dst != NULL && ds->n > 0)
+        memcpy(dst, idx, (size_t)ds->n * sizeof(int64_t));
+    *out_n = ds->n;
+    return GTL_STATUS_OK;
 }

@@ -28,6 +28,10 @@ struct gtl_episode {
     gtl_dataset *query;
     int64_t *class_label;  /* (n_way): original label of each episode class */
     int64_t n_way;
+    /* Source index of every support and query row, so that an episode can
+     * be saved and rebuilt with gtl_episode_from_indices(). */
+    int64_t *src_support;  /* (support->n) */
+    int64_t *src_query;    /* (query->n) */
 };
 
 gtl_status gtl__dataset_new(int64_t dim, gtl_dataset **out);
@@ -36,6 +40,15 @@ void gtl__dataset_free(gtl_dataset *ds);
 gtl_status gtl__dataset_append(gtl_dataset *ds, const float *x, int64_t n, const int64_t *y,
                                const int32_t *mod, const int64_t *pair);
 gtl_status gtl__dataset_reindex(gtl_dataset *ds);
+/* Builds an episode from rows of src: support row i is src row sup_idx[i]
+ * with episode label sup_cls[i] (0..n_way-1), likewise for the query side
+ * (n_qry may be 0). labels[c] is the source label of episode class c. The
+ * indices are recorded. Callers validated everything; on failure the episode
+ * is unchanged. */
+gtl_status gtl__episode_build(gtl_episode *ep, const gtl_dataset *src, int64_t n_way,
+                              const int64_t *labels, const int64_t *sup_idx,
+                              const int64_t *sup_cls, int64_t n_sup, const int64_t *qry_idx,
+                              const int64_t *qry_cls, int64_t n_qry);
 /* Identity batch into out (p*k entries after capping p at n_cls). */
 gtl_status gtl__dataset_identity_batch(const gtl_dataset *ds, gtl__rng *rng, int64_t p,
                                        int64_t k, int64_t *out, int64_t *out_n);
