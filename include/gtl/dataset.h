@@ -305,6 +305,61 @@ GTL_API const gtl_dataset *gtl_episode_query(const gtl_episode *episode);
 GTL_API gtl_status gtl_episode_class_label(const gtl_episode *episode, int64_t cls,
                                            int64_t *out_label);
 
+/**
+ * Builds an episode from explicit source rows, replacing the episode's
+ * contents: the inverse of gtl_episode_source_indices(). Support row i is
+ * source row support_indices[i], query row i is source row
+ * query_indices[i], in that order; the label of a row becomes the position
+ * of its source label in @p class_labels (0..N-1). Feeding back the indices
+ * and class labels of a sampled episode gives an identical episode.
+ *
+ * Not checked: that support and query rows are disjoint or share no pair
+ * id, or that every class has a support sample (the sampler guarantees
+ * those; a hand-made list may differ on purpose).
+ *
+ * @param[in,out] episode         the episode.
+ * @param[in]     source          the dataset the indices refer to.
+ * @param[in]     class_labels    n_way distinct source labels, in episode class order.
+ * @param[in]     n_way           1 .. 65536.
+ * @param[in]     support_indices n_support source rows.
+ * @param[in]     n_support       1 .. source size.
+ * @param[in]     query_indices   n_query source rows (may be NULL when n_query is 0).
+ * @param[in]     n_query         0 .. source size.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, counts
+ *         out of range, a repeated class label, an index outside the
+ *         source, a row whose label is not in @p class_labels: the message
+ *         names it); ::GTL_STATUS_OUT_OF_MEMORY. On failure the episode is unchanged.
+ *
+ * Ownership: the episode copies the rows; @p source is not referenced afterwards.
+ * Thread safety: not concurrently with other calls on the same episode;
+ *   read-only on @p source.
+ */
+GTL_API gtl_status gtl_episode_from_indices(gtl_episode *episode, const gtl_dataset *source,
+                                            const int64_t *class_labels, int64_t n_way,
+                                            const int64_t *support_indices, int64_t n_support,
+                                            const int64_t *query_indices, int64_t n_query);
+
+/**
+ * The source rows of an episode's support (side 0) or query (side 1) set,
+ * in row order, as recorded by gtl_episode_sample() or
+ * gtl_episode_from_indices(). With gtl_episode_class_label() this is all
+ * that is needed to rebuild the episode.
+ *
+ * @param[in]  episode  the episode.
+ * @param[in]  side     0 for the support set, 1 for the query set.
+ * @param[out] dst      the indices, or NULL to query the count.
+ * @param[in]  capacity entries available in @p dst.
+ * @param[out] out_n    rows on that side.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL episode or out_n,
+ *         side not 0 or 1, capacity too small: nothing is written);
+ *         ::GTL_STATUS_BAD_STATE (the episode was never filled).
+ *
+ * Ownership: the caller owns @p dst.
+ * Thread safety: as for the episode.
+ */
+GTL_API gtl_status gtl_episode_source_indices(const gtl_episode *episode, int32_t side,
+                                              int64_t *dst, size_t capacity, int64_t *out_n);
+
 #ifdef __cplusplus
 }
 #endif

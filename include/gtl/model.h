@@ -376,6 +376,25 @@ GTL_API gtl_status gtl_model_save(const gtl_model *model, const gtl_optimizer *o
 GTL_API gtl_status gtl_model_load(const char *path, gtl_model **out_model,
                                   gtl_optimizer **out_optimizer);
 
+/**
+ * A deep copy of a model in memory: settings, weights, batch-norm
+ * statistics, the current classifier, the random state, the stage and its
+ * step counter (what gtl_model_save() writes, without a file). The copy and
+ * the original then evolve independently; the same calls on both give the
+ * same results.
+ *
+ * @param[in]  model     the model, initialised, with no gradients pending.
+ * @param[out] out_model the copy; NULL on failure.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
+ *         ::GTL_STATUS_BAD_STATE (not initialised, or gradients pending
+ *         between gtl_model_forward_backward() and gtl_model_apply());
+ *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ *
+ * Ownership: the caller destroys the copy with gtl_model_destroy().
+ * Thread safety: read-only on @p model.
+ */
+GTL_API gtl_status gtl_model_clone(const gtl_model *model, gtl_model **out_model);
+
 #ifdef __cplusplus
 }
 #endif
