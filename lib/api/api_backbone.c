@@ -24,9 +24,6 @@
 #define BB_FORMAT "libgtl-backbone"
 #define BB_FORMAT_VERSION 1
 
-/* The CNN plugs in here once lib/nn/cnn.h is part of the build. */
-const gtl__bb_arch *const gtl__bb_arch_cnn = NULL;
-
 typedef struct bb_key {
     const char *name;
     bool readonly;
@@ -200,9 +197,6 @@ gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone **out_ba
     *out_backbone = NULL;
     if ((int)preset < GTL_BACKBONE_CLIP_VIT_B16 || (int)preset > GTL_BACKBONE_RESNET_SMALL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: unknown preset %d", fn, (int)preset);
-    if (preset == GTL_BACKBONE_RESNET_SMALL && gtl__bb_arch_cnn == NULL)
-        return gtl__error(GTL_STATUS_UNSUPPORTED, "%s: GTL_BACKBONE_RESNET_SMALL: the residual "
-                          "CNN is not part of this build of libgtl yet", fn);
     gtl_backbone *bb = NULL;
     gtl__paramset *ps = NULL;
     void *net = NULL;
@@ -212,12 +206,20 @@ gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone **out_ba
     st = gtl__bb_new_paramset(&ps);
     if (st != GTL_STATUS_OK)
         goto out_destroy;
-    st = gtl__bb_vit_create(preset, ps, &net);
+    const gtl__bb_arch *arch = &gtl__bb_arch_vit;
+    if (preset == GTL_BACKBONE_RESNET_SMALL) {
+        arch = gtl__bb_arch_cnn;
+        st = gtl__bb_cnn_create(preset, ps, &net);
+        /* One feature part: the pooled map. */
+        bb->iv[GTL_BACKBONE_FEATURE_PARTS] = 1;
+    } else {
+        st = gtl__bb_vit_create(preset, ps, &net);
+    }
     if (st != GTL_STATUS_OK) {
         gtl__bb_paramset_free(ps);
         goto out_destroy;
     }
-    st = gtl__bb_install(bb, &gtl__bb_arch_vit, net, ps, 0);
+    st = gtl__bb_install(bb, arch, net, ps, 0);
     if (st == GTL_STATUS_OK)
         st = bb->arch->init_weights(bb->net, &bb->rng);
     if (st == GTL_STATUS_OK)
@@ -617,11 +619,8 @@ static gtl_status load_ckpt(gtl_backbone *bb, gtl__ckpt_reader *r, const char *p
     const gtl__bb_arch *arch = NULL;
     if (strcmp(arch_name, gtl__bb_arch_vit.name) == 0)
         arch = &gtl__bb_arch_vit;
-    else if (gtl__bb_arch_cnn != NULL && strcmp(arch_name, gtl__bb_arch_cnn->name) == 0)
+    else if (strcmp(arch_name, gtl__bb_arch_cnn->name) == 0)
         arch = gtl__bb_arch_cnn;
-    else if (strcmp(arch_name, "cnn") == 0)
-        return gtl__error(GTL_STATUS_UNSUPPORTED, "%s: architecture \"cnn\" is not part of this "
-                          "build of libgtl yet", path);
     else
         return gtl__error(GTL_STATUS_UNSUPPORTED, "%s: unknown backbone architecture \"%s\"",
                           path, arch_name);

@@ -80,7 +80,6 @@ struct gtl__bb_arch {
 };
 
 extern const gtl__bb_arch gtl__bb_arch_vit;
-/* NULL while the CNN is not part of the build. */
 extern const gtl__bb_arch *const gtl__bb_arch_cnn;
 
 /* ---- shared by the api_backbone*.c files ---- */
@@ -109,7 +108,8 @@ int64_t gtl__bb_feature_dim(const gtl_backbone *bb);
  * names, configuration inferred from the shapes) into bb (a shell). */
 gtl_status gtl__bb_vit_load_safetensors(gtl_backbone *bb, gtl__safetensors *f,
                                         const char *path);
-/* A ViT network from a preset into ps (not finalized). */
+/* A ViT or CNN network from a preset into ps (not finalized). */
 gtl_status gtl__bb_vit_create(gtl_backbone_preset preset, gtl__paramset *ps, void **out_net);
+gtl_status gtl__bb_cnn_create(gtl_backbone_preset preset, gtl__paramset *ps, void **out_net);
 
 #endif /* GTL__API_BACKBONE_H */

@@ -5,6 +5,7 @@
 
 #include "core/core.h"
 #include "gtl/backbone.h"
+#include "io/augment.h"
 #include "io/image.h"
 
 #define MAX_SIZE 4096
@@ -76,10 +77,6 @@ gtl_status gtl_image_preprocess(const uint8_t *pixels, int32_t height, int32_t w
     return st == GTL_STATUS_OK ? st : prefixed(st, fn);
 }
 
-#define AUGMENT_ALL                                                                        \
-    (GTL_AUGMENT_RESIZED_CROP | GTL_AUGMENT_FLIP | GTL_AUGMENT_COLOR | GTL_AUGMENT_STROKE | \
-     GTL_AUGMENT_EDGES | GTL_AUGMENT_GRAY)
-
 gtl_status gtl_image_augment(const char *path, uint32_t flags, uint64_t *rng_state, int32_t size,
                              float *dst, size_t capacity)
 {
@@ -88,12 +85,29 @@ gtl_status gtl_image_augment(const char *path, uint32_t flags, uint64_t *rng_sta
     if (path == NULL || rng_state == NULL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s is NULL", fn,
                           path == NULL ? "path" : "rng_state");
-    if ((flags & ~(uint32_t)AUGMENT_ALL) != 0)
+    if ((flags & ~GTL__AUGMENT_ALL) != 0)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: unknown flags 0x%x", fn,
-                          (unsigned)(flags & ~(uint32_t)AUGMENT_ALL));
+                          (unsigned)(flags & ~GTL__AUGMENT_ALL));
     gtl_status st = check_out(dst, size, capacity, fn);
     if (st != GTL_STATUS_OK)
         return st;
-    return gtl__error(GTL_STATUS_UNSUPPORTED, "%s: augmentation (lib/io/augment.h) is not part "
-                      "of this build of libgtl yet", fn);
+    gtl__image img = {0};
+    st = gtl__image_decode_file(path, &img);
+    if (st != GTL_STATUS_OK)
+        return prefixed(st, fn);
+    /* The caller's state seeds this view's generator; the state handed back
+     * is the generator's next draw, so a chain of calls gives distinct views
+     * and replaying a state replays its view. Nothing changes on failure. */
+    gtl__rng rng;
+    gtl__rng_seed(&rng, *rng_state);
+    gtl__image_prep_opts prep;
+    gtl__image_prep_opts_default(&prep);
+    prep.size = size;
+    st = gtl__augment_image(&img, flags, &rng, &prep, NULL, dst,
+                            (int64_t)(3 * (size_t)size * (size_t)size));
+    gtl__image_fini(&img);
+    if (st != GTL_STATUS_OK)
+        return prefixed(st, fn);
+    *rng_state = gtl__rng_u64(&rng);
+    return GTL_STATUS_OK;
 }

@@ -2143,9 +2143,12 @@ static void check_images(void)
     CHECK_FAIL(gtl_image_preprocess(px, 12, 20, 3, 0, b, 3 * 16 * 16), GTL_STATUS_INVALID_ARG,
                "size");
     uint64_t rng = 7;
-    gtl_status st = p_image_augment(png, GTL_AUGMENT_FLIP | GTL_AUGMENT_COLOR, &rng, 16, a,
-                                    3 * 16 * 16);
-    CHECK(st == GTL_STATUS_OK || st == GTL_STATUS_UNSUPPORTED);
+    CHECK_OK(p_image_augment(png, GTL_AUGMENT_FLIP | GTL_AUGMENT_COLOR, &rng, 16, a,
+                             3 * 16 * 16));
+    CHECK(rng != 7);
+    CHECK_OK(gtl_image_augment(png, GTL_AUGMENT_NONE, &rng, 16, a, 3 * 16 * 16));
+    CHECK_OK(gtl_image_preprocess(px, 12, 20, 3, 16, b, 3 * 16 * 16));
+    CHECK(memcmp(a, b, sizeof a) == 0);
     CHECK_FAIL(gtl_image_augment(png, 1u << 20, &rng, 16, a, 3 * 16 * 16),
                GTL_STATUS_INVALID_ARG, "flags");
     CHECK_FAIL(gtl_image_augment(png, 0, NULL, 16, a, 3 * 16 * 16), GTL_STATUS_INVALID_ARG,
@@ -2163,8 +2166,16 @@ static void check_backbone(void)
     CHECK(bb == NULL);
     CHECK_FAIL(gtl_backbone_create(GTL_BACKBONE_VIT_TINY, NULL), GTL_STATUS_INVALID_ARG,
                "out_backbone");
-    gtl_status st = gtl_backbone_create(GTL_BACKBONE_RESNET_SMALL, &bb);
-    CHECK(st == GTL_STATUS_OK || st == GTL_STATUS_UNSUPPORTED);
+    CHECK_OK(gtl_backbone_create(GTL_BACKBONE_RESNET_SMALL, &bb));
+    if (bb != NULL) {
+        int64_t cf = 0;
+        CHECK_OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_DIM, &cf));
+        CHECK(cf == 256);
+        CHECK_FAIL(gtl_backbone_set_i64(bb, GTL_BACKBONE_BF16, 1), GTL_STATUS_INVALID_ARG,
+                   "does not apply");
+        static float cimg[3 * 64 * 64], cfeat[256];
+        CHECK_OK(gtl_backbone_embed(bb, cimg, 1, cfeat, 256));
+    }
     p_backbone_destroy(bb);
     bb = NULL;
     CHECK_OK(gtl_backbone_create(GTL_BACKBONE_VIT_TINY, &bb));

@@ -4,8 +4,10 @@
  * checkpoint round trips, safetensors import in Hugging Face and OpenAI
  * namings written here from the backbone's own weights (shape and name
  * errors), file embedding with bad files, and the feature cache (hits,
- * corrupt entries, invalidation by training). SHA-256 against FIPS 180-2
- * vectors. The PyTorch parity of the import is test_backbone_hf. */
+ * corrupt entries, invalidation by training), the residual CNN behind the
+ * same API (frozen stages and their statistics untouched by training,
+ * NaN rollback of the running statistics, round trip), and the image
+ * functions (augmentation replay). SHA-256 against FIPS 180-2 vectors. The PyTorch parity of the import is test_backbone_hf. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -912,11 +914,138 @@ static void test_images(void **state)
     assert_int_equal(gtl_image_augment(p, 1u << 10, &rng, 16, a, 3 * 16 * 16),
                      GTL_STATUS_INVALID_ARG);
     assert_int_equal(gtl_image_augment(p, 0, NULL, 16, a, 3 * 16 * 16), GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_image_augment(p, 0, &rng, 16, a, 3 * 16 * 16), GTL_STATUS_IO);
+    assert_int_equal(rng, 1);
+    /* No flag: the plain preprocessing, bit for bit; the state still advances. */
     path_in(p, sizeof p, "img.png");
+    OK(gtl_image_augment(p, GTL_AUGMENT_NONE, &rng, 16, b, 3 * 16 * 16));
+    OK(gtl_image_load(p, 16, a, 3 * 16 * 16));
+    assert_memory_equal(a, b, 3 * 16 * 16 * sizeof(float));
+    assert_true(rng != 1);
+    /* A state replays its view; the returned state gives another one. */
+    uint32_t fl = GTL_AUGMENT_RESIZED_CROP | GTL_AUGMENT_FLIP | GTL_AUGMENT_COLOR;
+    uint64_t s1 = 99, s2 = 99;
+    OK(gtl_image_augment(p, fl, &s1, 16, a, 3 * 16 * 16));
+    OK(gtl_image_augment(p, fl, &s2, 16, b, 3 * 16 * 16));
+    assert_memory_equal(a, b, 3 * 16 * 16 * sizeof(float));
+    assert_int_equal(s1, s2);
+    OK(gtl_image_augment(p, fl, &s2, 16, b, 3 * 16 * 16));
+    assert_memory_not_equal(a, b, 3 * 16 * 16 * sizeof(float));
+    OK(gtl_image_augment(p, GTL_AUGMENT_EDGES | GTL_AUGMENT_STROKE | GTL_AUGMENT_GRAY, &s2, 16,
+                         b, 3 * 16 * 16));
     unlink(p);
     free(a);
     free(b);
     free(px);
+}
+
+/* ---- the CNN --------------------------------------------------------------------- */
+
+static void test_cnn(void **state)
+{
+    gt_env *env = *state;
+    gtl_backbone *bb = NULL;
+    int64_t s, f, v, n = 3;
+    OK(gtl_backbone_create(GTL_BACKBONE_RESNET_SMALL, &bb));
+    OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_IMAGE_SIZE, &s));
+    OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_DIM, &f));
+    assert_int_equal(s, 64);
+    assert_int_equal(f, 256);
+    OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_TRAINABLE_BLOCKS, &v));
+    assert_int_equal(v, 4);
+    OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_PARTS, &v));
+    assert_int_equal(v, 1);
+    assert_int_equal(gtl_backbone_set_i64(bb, GTL_BACKBONE_FEATURE_PARTS, 2),
+                     GTL_STATUS_INVALID_ARG);
+    assert_non_null(strstr(gtl_last_error(), "does not apply"));
+    assert_int_equal(gtl_backbone_set_i64(bb, GTL_BACKBONE_BF16, 1), GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_set_i64(bb, GTL_BACKBONE_TRAINABLE_BLOCKS, 5),
+                     GTL_STATUS_INVALID_ARG);
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_BATCH_SIZE, 2));
+
+    /* Inference: evaluation mode, one image's feature independent of its batch. */
+    float *x = random_images(env, n, s);
+    float *y = malloc((size_t)(n * f) * sizeof(float)), *one = malloc((size_t)f * sizeof(float));
+    OK(gtl_backbone_embed(bb, x, n, y, (size_t)(n * f)));
+    OK(gtl_backbone_embed(bb, x + 2 * 3 * s * s, 1, one, (size_t)f));
+    gt_assert_close(one, y + 2 * f, f, 1e-5, 1e-5, "cnn single image");
+
+    /* Training the last two stages: the stem and stages 0, 1 keep their weights
+     * and statistics, the rest move; a NaN weight changes nothing. */
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_NUM_CLASSES, 3));
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_TRAINABLE_BLOCKS, 2));
+    gtl__paramset *ps = bb->ps, *buf = bb->arch->buffers(bb->net);
+    float *p0 = malloc((size_t)ps->n_total * sizeof(float));
+    float *b0 = malloc((size_t)buf->n_total * sizeof(float));
+    memcpy(p0, ps->data, (size_t)ps->n_total * sizeof(float));
+    memcpy(b0, buf->data, (size_t)buf->n_total * sizeof(float));
+    uint8_t sum0[32];
+    memcpy(sum0, gtl__bb_checksum(bb), 32);
+    gtl_optimizer *opt = NULL;
+    OK(gtl_optimizer_create(GTL_OPTIM_SGD, &opt));
+    OK(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, 0.05f));
+    int64_t labels[3] = {0, 2, 1};
+    float stats[4];
+    OK(gtl_backbone_train_step(bb, opt, x, n, labels, stats, 4));
+    float first = stats[0];
+    for (int i = 0; i < 4; i++)
+        OK(gtl_backbone_train_step(bb, opt, x, n, labels, stats, 4));
+    printf("# cnn train: loss %.4f -> %.4f\n", first, stats[0]);
+    assert_true(stats[0] < first);
+    for (int64_t i = 0; i < ps->n_params; i++) {
+        bool same = memcmp(p0 + ps->offsets[i], ps->params[i].data,
+                           (size_t)ps->params[i].n * sizeof(float)) == 0;
+        bool frozen = strncmp(ps->names[i], "stem.", 5) == 0 ||
+                      strncmp(ps->names[i], "stages.0.", 9) == 0 ||
+                      strncmp(ps->names[i], "stages.1.", 9) == 0;
+        if (frozen != same)
+            fail_msg("%s: %s", ps->names[i], same ? "did not change" : "changed while frozen");
+    }
+    for (int64_t i = 0; i < buf->n_params; i++) {
+        bool same = memcmp(b0 + buf->offsets[i], buf->params[i].data,
+                           (size_t)buf->params[i].n * sizeof(float)) == 0;
+        bool frozen = strncmp(buf->names[i], "stem.", 5) == 0 ||
+                      strncmp(buf->names[i], "stages.0.", 9) == 0 ||
+                      strncmp(buf->names[i], "stages.1.", 9) == 0;
+        if (frozen != same)
+            fail_msg("buffer %s: %s", buf->names[i], same ? "did not change" : "changed");
+    }
+    assert_memory_not_equal(sum0, gtl__bb_checksum(bb), 32);
+    memcpy(p0, ps->data, (size_t)ps->n_total * sizeof(float));
+    memcpy(b0, buf->data, (size_t)buf->n_total * sizeof(float));
+    ps->params[bb->head_w].data[1] = NAN;
+    p0[ps->offsets[bb->head_w] + 1] = NAN;
+    assert_int_equal(gtl_backbone_train_step(bb, opt, x, n, labels, stats, 4),
+                     GTL_STATUS_NUMERIC);
+    assert_memory_equal(p0, ps->data, (size_t)ps->n_total * sizeof(float));
+    assert_memory_equal(b0, buf->data, (size_t)buf->n_total * sizeof(float));
+    ps->params[bb->head_w].data[1] = 0.0f;
+
+    /* Checkpoint round trip: weights, statistics and settings, bitwise. */
+    char p1[512];
+    path_in(p1, sizeof p1, "cnn.gtlbb");
+    OK(gtl_backbone_save(bb, p1));
+    gtl_backbone *bb2 = NULL;
+    OK(gtl_backbone_load(p1, &bb2));
+    unlink(p1);
+    gtl__paramset *buf2 = bb2->arch->buffers(bb2->net);
+    assert_memory_equal(ps->data, bb2->ps->data, (size_t)ps->n_total * sizeof(float));
+    assert_memory_equal(buf->data, buf2->data, (size_t)buf->n_total * sizeof(float));
+    OK(gtl_backbone_get_i64(bb2, GTL_BACKBONE_TRAINABLE_BLOCKS, &v));
+    assert_int_equal(v, 2);
+    float *y2 = malloc((size_t)(n * f) * sizeof(float));
+    OK(gtl_backbone_embed(bb, x, n, y, (size_t)(n * f)));
+    OK(gtl_backbone_embed(bb2, x, n, y2, (size_t)(n * f)));
+    assert_memory_equal(y, y2, (size_t)(n * f) * sizeof(float));
+    free(y2);
+    free(p0);
+    free(b0);
+    free(x);
+    free(y);
+    free(one);
+    gtl_optimizer_destroy(opt);
+    gtl_backbone_destroy(bb2);
+    gtl_backbone_destroy(bb);
 }
 
 static int group_setup(void **state)
@@ -945,6 +1074,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_save_load, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_import_safetensors, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_embed_files, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_cnn, gt_setup, gt_teardown),
         cmocka_unit_test(test_images),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,6 +1,7 @@
 """gtl.Backbone and the image helpers over the C backbone API (backbone.h), on
 the 64 px test ViT; convert_clip.py on small random state dicts (skipped
 without torch)."""
+import importlib.util
 import os
 import struct
 import subprocess
@@ -112,11 +113,33 @@ def test_image_helpers(pngs, rng):
         gtl.image_load("/nonexistent/x.png")
     with pytest.raises(gtl.InvalidArgument, match="flags"):
         gtl.image_augment(pngs[0], 1 << 12, 1, 16)
-    try:
-        img, state = gtl.image_augment(pngs[0], gtl.Augment.FLIP | gtl.Augment.COLOR, 5, 16)
-        assert img.shape == (3, 16, 16) and state != 5
-    except gtl.Unsupported:
-        pass  # augmentation not in this build yet
+    flags = gtl.Augment.RESIZED_CROP | gtl.Augment.FLIP | gtl.Augment.COLOR
+    img, state = gtl.image_augment(pngs[0], flags, 5, 16)
+    assert img.shape == (3, 16, 16) and state != 5
+    again, state2 = gtl.image_augment(pngs[0], flags, 5, 16)
+    np.testing.assert_array_equal(img, again)
+    assert state2 == state
+    plain, _ = gtl.image_augment(pngs[0], gtl.Augment.NONE, state, 16)
+    np.testing.assert_array_equal(plain, gtl.image_load(pngs[0], 16))
+
+
+def test_cnn(pngs, tmp_path):
+    with gtl.Backbone(gtl.BackbonePreset.RESNET_SMALL) as bb:
+        assert bb.image_size == 64 and bb.feature_dim == 256 and bb.trainable_blocks == 4
+        with pytest.raises(gtl.InvalidArgument, match="does not apply"):
+            bb.feature_parts = 2
+        imgs = np.stack([gtl.image_load(p, 64) for p in pngs])
+        feats = bb.embed(imgs)
+        out, st = bb.embed_files(pngs)
+        assert st == [gtl.Status.OK] * 3
+        np.testing.assert_allclose(out, feats, rtol=1e-5, atol=1e-5)
+        bb.num_classes = 3
+        with gtl.Optimizer(gtl.OptimKind.SGD, lr=0.05) as opt:
+            stats = bb.train_step(opt, imgs, [0, 1, 2])
+        assert stats["loss"] > 0
+        bb.save(tmp_path / "cnn.gtl")
+        with gtl.Backbone.load(tmp_path / "cnn.gtl") as bb2:
+            np.testing.assert_array_equal(bb2.embed(imgs), bb.embed(imgs))
 
 
 def test_train_save_load(tiny, pngs, tmp_path):
@@ -179,26 +202,38 @@ def run_converter(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_convert_clip(tmp_path):
+def converter_module():
+    spec = importlib.util.spec_from_file_location("convert_clip", CONVERTER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_convert_clip(tmp_path, capsys):
     torch = _torch()
     sd = openai_visual(torch)
     src, dst = tmp_path / "clip.pt", tmp_path / "clip.safetensors"
     torch.save({k: v.half() for k, v in sd.items()}, src)
+    # The command line once in its own process; the other cases in this one
+    # (each new process imports torch again).
     res = run_converter(src, dst, "--heads", 2)
     assert res.returncode == 0, res.stderr
     assert "2 layers, 2 heads" in res.stdout
     with gtl.Backbone.load(dst) as bb:
         assert bb.image_size == 32 and bb.feature_dim == 64 + 16
         assert np.isfinite(bb.embed(np.zeros((1, 3, 32, 32), np.float32))).all()
-    # Width 64 without --heads: 64 / 64 = 1 head, still a valid tower.
-    assert run_converter(src, dst).returncode == 0
+    conv = converter_module()
+    # Width 64 without --heads: 64 / 64 = 1 head, still a valid tower; f16 storage.
+    assert conv.main([str(src), str(dst), "--dtype", "f16"]) == 0
+    with gtl.Backbone.load(dst) as bb:
+        assert bb.feature_dim == 80
+    assert conv.main([str(src), str(dst), "--heads", "3"]) == 1
+    assert "do not divide" in capsys.readouterr().err
     # Not CLIP's plain ViT: refused, naming the entries.
     sd["visual.transformer.resblocks.0.ls_1.gamma"] = torch.ones(64)
     torch.save(sd, src)
-    res = run_converter(src, dst)
-    assert res.returncode == 1 and "ls_1.gamma" in res.stderr
+    assert conv.main([str(src), str(dst)]) == 1
+    assert "ls_1.gamma" in capsys.readouterr().err
     torch.save({"text_projection": torch.ones(2, 2)}, src)
-    res = run_converter(src, dst)
-    assert res.returncode == 1 and "no vision tower" in res.stderr
-    res = run_converter(src, dst, "--heads", 3)
-    assert res.returncode == 1
+    assert conv.main([str(src), str(dst)]) == 1
+    assert "no vision tower" in capsys.readouterr().err
