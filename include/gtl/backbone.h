@@ -43,7 +43,7 @@ typedef enum gtl_backbone_preset {
     GTL_BACKBONE_CLIP_VIT_B16 = 0, /**< CLIP ViT-B/16: 224 px, patch 16, width 768, 12 layers, F = 1280 */
     GTL_BACKBONE_CLIP_VIT_B32 = 1, /**< CLIP ViT-B/32: 224 px, patch 32, width 768, 12 layers, F = 1280 */
     GTL_BACKBONE_VIT_TINY = 2,     /**< a small ViT for tests: 64 px, patch 8, width 64, 2 layers, 2 heads, D = 32, F = 96 */
-    GTL_BACKBONE_RESNET_SMALL = 3  /**< a residual CNN for training from scratch (64 px, F = 256) */
+    GTL_BACKBONE_RESNET_SMALL = 3  /**< a residual CNN for training from scratch (64 px, stride-2 stem, 4 stages, F = 256) */
 } gtl_backbone_preset;
 
 /** Backbone settings (i64 unless stated). Append-only. */

@@ -32,7 +32,8 @@ gtl_status gtl__bb_cnn_create(gtl_backbone_preset preset, gtl__paramset *ps, voi
     if (preset != GTL_BACKBONE_RESNET_SMALL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "backbone: preset %d is not a CNN",
                           (int)preset);
-    gtl_status st = gtl__cnn_preset("resnet_small", &cfg);
+    /* The public preset is the stride-2-stem variant (backbone.h). */
+    gtl_status st = gtl__cnn_preset("resnet_small_s2", &cfg);
     if (st != GTL_STATUS_OK)
         return st;
     return cnn_new(&cfg, ps, out_net);
@@ -115,37 +116,47 @@ static void cnn_params_changed(void *net)
     (void)net; /* nothing derived from the weights is kept */
 }
 
-static const char *const cfg_keys[4] = {"cnn.image_size", "cnn.width", "cnn.stages",
-                                        "cnn.blocks"};
+#define N_CFG 5
+static const char *const cfg_keys[N_CFG] = {"cnn.image_size", "cnn.width", "cnn.stages",
+                                            "cnn.blocks", "cnn.stem_stride"};
+
+static void cfg_to_array(const gtl__cnn_config *c, int64_t a[N_CFG])
+{
+    a[0] = c->image_size;
+    a[1] = c->width;
+    a[2] = c->stages;
+    a[3] = c->blocks;
+    a[4] = c->stem_stride == 0 ? 1 : c->stem_stride;
+}
 
 static gtl_status cnn_save_config(const void *net, gtl__ckpt_writer *w)
 {
-    const gtl__cnn_config *c = &((const gtl__cnn *)net)->cfg;
-    int64_t a[4] = {c->image_size, c->width, c->stages, c->blocks};
+    int64_t a[N_CFG];
+    cfg_to_array(&((const gtl__cnn *)net)->cfg, a);
     gtl_status st = GTL_STATUS_OK;
-    for (int i = 0; i < 4 && st == GTL_STATUS_OK; i++)
+    for (int i = 0; i < N_CFG && st == GTL_STATUS_OK; i++)
         st = gtl__ckpt_add_meta_i64(w, cfg_keys[i], a[i]);
     return st;
 }
 
 static void cnn_hash_config(const void *net, gtl__sha256 *s)
 {
-    const gtl__cnn_config *c = &((const gtl__cnn *)net)->cfg;
-    int64_t a[4] = {c->image_size, c->width, c->stages, c->blocks};
+    int64_t a[N_CFG];
+    cfg_to_array(&((const gtl__cnn *)net)->cfg, a);
     gtl__sha256_update(s, a, sizeof a);
 }
 
 static gtl_status cnn_create_from_ckpt(gtl__ckpt_reader *r, const char *path, gtl__paramset *ps,
                                        void **out_net)
 {
-    int64_t a[4];
+    int64_t a[N_CFG];
     *out_net = NULL;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_CFG; i++) {
         gtl_status st = gtl__ckpt_meta_i64(r, cfg_keys[i], &a[i]);
         if (st != GTL_STATUS_OK)
             return st;
     }
-    gtl__cnn_config c = {a[0], a[1], a[2], a[3]};
+    gtl__cnn_config c = {a[0], a[1], a[2], a[3], a[4]};
     if (gtl__cnn_config_check(&c) != GTL_STATUS_OK) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", gtl__error_message());

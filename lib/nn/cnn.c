@@ -17,8 +17,9 @@ typedef struct cnn_preset {
 } cnn_preset;
 
 static const cnn_preset presets[] = {
-    {"resnet_small", {64, 32, 4, 2}},
-    {"tiny", {16, 4, 2, 2}},
+    {"resnet_small", {64, 32, 4, 2, 1}},
+    {"resnet_small_s2", {64, 32, 4, 2, 2}},
+    {"tiny", {16, 4, 2, 2, 1}},
 };
 
 void gtl__cnn_config_default(gtl__cnn_config *cfg)
@@ -57,6 +58,9 @@ gtl_status gtl__cnn_config_check(const gtl__cnn_config *c)
     if (c->blocks < 1 || c->blocks > 64)
         return gtl__error(GTL_STATUS_INVALID_ARG, "cnn: %lld blocks per stage (1 to 64 allowed)",
                           (long long)c->blocks);
+    if (c->stem_stride < 0 || c->stem_stride > 2)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "cnn: stem stride %lld (1 or 2 allowed)",
+                          (long long)c->stem_stride);
     return GTL_STATUS_OK;
 }
 
@@ -447,7 +451,8 @@ gtl_status gtl__cnn_forward(gtl__cnn *cnn, gtl__tape *tape, gtl__tensor *image,
     /* Frozen parts run their BN layers in evaluation mode. */
     gtl__tensor *x;
     tape->training = training && cnn->n_frozen == 0;
-    gtl_status st = conv_bn(cnn, tape, image, cnn->stem_conv, &cnn->stem_bn, 1, true, &x);
+    gtl_status st = conv_bn(cnn, tape, image, cnn->stem_conv, &cnn->stem_bn,
+                            c->stem_stride > 1 ? c->stem_stride : 1, true, &x);
     for (int64_t i = 0; st == GTL_STATUS_OK && i < n_blocks(cnn); i++) {
         tape->training = training && i / c->blocks >= cnn->n_frozen;
         st = block_forward(cnn, &cnn->blocks[i], tape, x, &x);

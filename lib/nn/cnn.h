@@ -50,12 +50,14 @@ typedef struct gtl__cnn_config {
     int64_t width;      /* w: stem and stage-0 channels (default 32) */
     int64_t stages;     /* 1 .. GTL__CNN_MAX_STAGES (default 4) */
     int64_t blocks;     /* BasicBlocks per stage, >= 1 (default 2) */
+    int64_t stem_stride; /* 1 or 2 (0 means 1): a stride-2 stem quarters the compute */
 } gtl__cnn_config;
 
 /* resnet_small: 64 / 32 / 4 / 2. */
 void gtl__cnn_config_default(gtl__cnn_config *cfg);
-/* Presets: "resnet_small" (the default) and "tiny" (16 / 4 / 2 / 2, for
- * tests). INVALID_ARG for an unknown name. */
+/* Presets: "resnet_small" (the default), "resnet_small_s2" (the same with a
+ * stride-2 stem: stage 0 runs at S/2, about 4x fewer FLOPs) and "tiny"
+ * (16 / 4 / 2 / 2, for tests). INVALID_ARG for an unknown name. */
 gtl_status gtl__cnn_preset(const char *name, gtl__cnn_config *out_cfg);
 /* INVALID_ARG with a message when a config is unusable. */
 gtl_status gtl__cnn_config_check(const gtl__cnn_config *cfg);

@@ -59,10 +59,10 @@ class BasicBlock(nn.Module):
 
 
 class ResNetSmall(nn.Module):
-    def __init__(self, width=32, stages=4, blocks=2):
+    def __init__(self, width=32, stages=4, blocks=2, stem_stride=1):
         super().__init__()
         self.stem = nn.Sequential(OrderedDict([
-            ("conv", nn.Conv2d(3, width, 3, 1, 1, bias=False)),
+            ("conv", nn.Conv2d(3, width, 3, stem_stride, 1, bias=False)),
             ("bn", nn.BatchNorm2d(width)),
             ("relu", nn.ReLU()),
         ]))
@@ -110,9 +110,9 @@ def write_safetensors(path, tensors, metadata):
             f.write(a.tobytes())
 
 
-def generate(size, width, stages, blocks, batch, seed, freeze, out):
+def generate(size, width, stages, blocks, batch, seed, freeze, out, stem_stride=1):
     torch.manual_seed(seed)
-    model = ResNetSmall(width, stages, blocks)
+    model = ResNetSmall(width, stages, blocks, stem_stride)
     with torch.no_grad():
         for name, t in model.named_parameters():
             if t.dim() == 1:
@@ -170,6 +170,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--freeze", type=int, default=0)
+    ap.add_argument("--stem-stride", type=int, default=1, help="stride of the stem conv (all jobs)")
     ap.add_argument("--out", help="output file for the single config above")
     ap.add_argument("--job", action="append", default=[],
                     help="S,w,stages,blocks,B,freeze,FILE: one more file (repeatable; one "
@@ -178,11 +179,12 @@ def main():
 
     torch.set_num_threads(1)  # no OpenMP spinning on a shared machine
     if a.out:
-        generate(a.size, a.width, a.stages, a.blocks, a.batch, a.seed, a.freeze, a.out)
+        generate(a.size, a.width, a.stages, a.blocks, a.batch, a.seed, a.freeze, a.out,
+                 a.stem_stride)
     for job in a.job:
         v = job.split(",", 6)
         size, width, stages, blocks, batch, freeze = (int(t) for t in v[:6])
-        generate(size, width, stages, blocks, batch, a.seed, freeze, v[6])
+        generate(size, width, stages, blocks, batch, a.seed, freeze, v[6], a.stem_stride)
     return 0
 
 

@@ -354,7 +354,7 @@ static void test_init_weights(void **state)
 static void test_forward_reference(void **state)
 {
     gt_env *env = *state;
-    gtl__cnn_config c = {12, 3, 3, 2};
+    gtl__cnn_config c = {12, 3, 3, 2, 1};
     int64_t nb = 3, f = gtl__cnn_feature_dim(&c);
     model m;
     model_make(&m, &c, 3);
@@ -532,7 +532,7 @@ static void test_gradcheck_eval(void **state)
 static void test_freeze(void **state)
 {
     gt_env *env = *state;
-    gtl__cnn_config c = {12, 3, 3, 2};
+    gtl__cnn_config c = {12, 3, 3, 2, 1};
     int64_t nb = 3, f = gtl__cnn_feature_dim(&c);
     model m;
     model_make(&m, &c, 9);

@@ -97,16 +97,19 @@ static double rel_l2(const float *a, const float *b, int64_t n)
  * the kink than in torch, which moves the gradients upstream of them by up to
  * ~1 %: only the relative L2 error per tensor is bounded (1e-2). */
 static void parity(gt_env *env, int64_t size, int64_t width, int64_t stages, int64_t blocks,
-                   int64_t nb, int64_t freeze, bool strict)
+                   int64_t nb, int64_t freeze, int64_t stem, bool strict)
 {
     if (!have_torch())
         skip();
     char path[512], cmd[1024];
     ref_path(path, sizeof path, size, width, stages, blocks, nb, freeze);
+    if (stem != 1) /* not pre-generated: its own file */
+        snprintf(path + strlen(path), sizeof path - strlen(path), ".s%lld", (long long)stem);
     if (access(path, R_OK) != 0) {
-        snprintf(cmd, sizeof cmd, GTL_TORCH_PYTHON " " GTL_CNN_REF_PY " --seed 7 --job "
-                 "%lld,%lld,%lld,%lld,%lld,%lld,%s", (long long)size, (long long)width,
-                 (long long)stages, (long long)blocks, (long long)nb, (long long)freeze, path);
+        snprintf(cmd, sizeof cmd, GTL_TORCH_PYTHON " " GTL_CNN_REF_PY " --seed 7 --stem-stride %lld"
+                 " --job %lld,%lld,%lld,%lld,%lld,%lld,%s", (long long)stem, (long long)size,
+                 (long long)width, (long long)stages, (long long)blocks, (long long)nb,
+                 (long long)freeze, path);
         if (system(cmd) != 0)
             fail_msg("cnn_ref.py failed: %s", cmd);
     }
@@ -115,7 +118,7 @@ static void parity(gt_env *env, int64_t size, int64_t width, int64_t stages, int
         fail_msg("cannot open %s: %s", path, gtl_last_error());
     unlink(path); /* the open handle keeps the data readable */
 
-    gtl__cnn_config c = {size, width, stages, blocks};
+    gtl__cnn_config c = {size, width, stages, blocks, stem};
     gtl__paramset ps;
     gtl__cnn cnn;
     gtl__paramset_init(&ps);
@@ -223,19 +226,19 @@ static void parity(gt_env *env, int64_t size, int64_t width, int64_t stages, int
 static void test_parity_tiny(void **state)
 {
     const int64_t *c = configs[0];
-    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], true);
+    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], 1, true);
 }
 
 static void test_parity_4stages(void **state)
 {
     const int64_t *c = configs[1];
-    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], true);
+    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], 1, true);
 }
 
 static void test_parity_frozen(void **state)
 {
     const int64_t *c = configs[2];
-    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], true);
+    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], 1, true);
 }
 
 /* GTL_CNN_PARITY_CFG="S,w,stages,blocks,B,freeze" runs one more config. */
@@ -246,13 +249,19 @@ static void test_parity_env(void **state)
     if (e == NULL || sscanf(e, "%lld,%lld,%lld,%lld,%lld,%lld", &v[0], &v[1], &v[2], &v[3],
                             &v[4], &v[5]) != 6)
         skip();
-    parity(*state, v[0], v[1], v[2], v[3], v[4], v[5], getenv("GTL_CNN_PARITY_LOOSE") == NULL);
+    parity(*state, v[0], v[1], v[2], v[3], v[4], v[5], 1, getenv("GTL_CNN_PARITY_LOOSE") == NULL);
+}
+
+/* The stride-2 stem (the demo's resnet_small_s2) at a small width. */
+static void test_parity_stem_stride2(void **state)
+{
+    parity(*state, 32, 8, 3, 1, 3, 0, 2, true);
 }
 
 static void test_parity_resnet_small(void **state)
 {
     const int64_t *c = configs[3];
-    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], false);
+    parity(*state, c[0], c[1], c[2], c[3], c[4], c[5], 1, false);
 }
 
 /* Makes the temporary directory and, with one torch start-up, the reference
@@ -294,6 +303,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parity_tiny, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_parity_4stages, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_parity_frozen, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_parity_stem_stride2, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_parity_resnet_small, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_parity_env, gt_setup, gt_teardown),
     };
