@@ -42,7 +42,7 @@ typedef struct gtl_backbone gtl_backbone;
 typedef enum gtl_backbone_preset {
     GTL_BACKBONE_CLIP_VIT_B16 = 0, /**< CLIP ViT-B/16: 224 px, patch 16, width 768, 12 layers, F = 1280 */
     GTL_BACKBONE_CLIP_VIT_B32 = 1, /**< CLIP ViT-B/32: 224 px, patch 32, width 768, 12 layers, F = 1280 */
-    GTL_BACKBONE_VIT_TINY = 2,     /**< a small ViT (64 px, patch 8, width 64, 2 layers) for tests */
+    GTL_BACKBONE_VIT_TINY = 2,     /**< a small ViT for tests: 64 px, patch 8, width 64, 2 layers, 2 heads, D = 32, F = 96 */
     GTL_BACKBONE_RESNET_SMALL = 3  /**< a residual CNN for training from scratch (64 px, stride-2 stem, 4 stages, F = 256) */
 } gtl_backbone_preset;
 
@@ -50,12 +50,12 @@ typedef enum gtl_backbone_preset {
 typedef enum gtl_backbone_param {
     GTL_BACKBONE_IMAGE_SIZE = 0,      /**< read-only: input side in pixels */
     GTL_BACKBONE_FEATURE_DIM = 1,     /**< read-only: F, size of the feature vector */
-    GTL_BACKBONE_FEATURE_PARTS = 2,   /**< ViT: 1 = CLS after ln_post, 2 = CLS @ proj, 3 = both (3) */
-    GTL_BACKBONE_BF16 = 3,            /**< 1 = bf16 linear layers for inference (0); fp32 where the CPU lacks bf16, logged */
-    GTL_BACKBONE_SEED = 4,            /**< seed of initialisation, augmentation and dropout (0) */
-    GTL_BACKBONE_TRAINABLE_BLOCKS = 5,/**< last blocks (ViT) or stages (CNN) that train; 0 = frozen (all for a new CNN) */
-    GTL_BACKBONE_NUM_CLASSES = 6,     /**< classes of the supervised training head (0 = none yet) */
-    GTL_BACKBONE_BATCH_SIZE = 7       /**< images per inference batch in the embed calls (8) */
+    GTL_BACKBONE_FEATURE_PARTS = 2,   /**< ViT: 1 = CLS after ln_post, 2 = CLS @ proj, 3 = both (3); CNN: always 1 (the pooled map), not settable */
+    GTL_BACKBONE_BF16 = 3,            /**< ViT: 1 = bf16 linear layers for inference (0); fp32 where the CPU lacks bf16, logged; not settable for the CNN */
+    GTL_BACKBONE_SEED = 4,            /**< seed of initialisation, the head and dropout (0); on a backbone never trained nor loaded, setting it re-initialises the weights */
+    GTL_BACKBONE_TRAINABLE_BLOCKS = 5,/**< last blocks (ViT, with ln_post and proj) or stages (CNN) that train; 0 = frozen (ViT default; all for a new CNN) */
+    GTL_BACKBONE_NUM_CLASSES = 6,     /**< classes of the supervised training head: 0 = none (default) or >= 2; a new value makes a fresh head */
+    GTL_BACKBONE_BATCH_SIZE = 7       /**< images per inference batch in the embed calls, 1 .. 4096 (8) */
 } gtl_backbone_param;
 
 /**
@@ -73,11 +73,18 @@ GTL_API gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone 
 
 /**
  * Loads a backbone from a file, recognised by its content: a libgtl backbone
- * checkpoint (gtl_backbone_save()), or a Hugging Face
- * `CLIPVisionModelWithProjection` safetensors file (`vision_model.*` and
- * `visual_projection.weight`; the configuration is inferred from the shapes).
- * OpenAI CLIP / OpenCLIP state dicts are converted to the libgtl format with
- * `bindings/python/tools/convert_clip.py`.
+ * checkpoint (gtl_backbone_save()), or a CLIP ViT vision tower in safetensors:
+ * Hugging Face `CLIPVisionModelWithProjection` (or `CLIPModel`) names
+ * (`vision_model.*` and `visual_projection.weight`), or OpenAI CLIP names with
+ * or without `visual.` (what `bindings/python/tools/convert_clip.py` writes
+ * from OpenAI CLIP and OpenCLIP checkpoints). F32, F16 and BF16 tensors are
+ * accepted; other tensors in the file are ignored. The configuration is
+ * inferred from the shapes; the head count, which the weights do not show,
+ * comes from the file's metadata `num_attention_heads` (or `heads`), else the
+ * environment variable `GTL_CLIP_HEADS`, else width / 64 (CLIP's rule); the
+ * MLP activation is QuickGELU unless the metadata `hidden_act` is `gelu`.
+ * docs/backbone.md has the name map. An imported backbone is frozen
+ * (GTL_BACKBONE_TRAINABLE_BLOCKS = 0).
  *
  * @param[in]  path         the file.
  * @param[out] out_backbone the backbone; NULL on failure.
@@ -93,8 +100,10 @@ GTL_API gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone 
 GTL_API gtl_status gtl_backbone_load(const char *path, gtl_backbone **out_backbone);
 
 /**
- * Saves the backbone (architecture, weights, normalisation statistics) to a
- * libgtl checkpoint, atomically.
+ * Saves the backbone (architecture, weights, normalisation statistics, the
+ * supervised head, settings and random state) to a libgtl checkpoint,
+ * atomically. gtl_backbone_load() of the file gives a bitwise identical
+ * backbone.
  *
  * @param[in] backbone the backbone.
  * @param[in] path     the file to write.
@@ -175,6 +184,9 @@ GTL_API gtl_status gtl_backbone_embed(gtl_backbone *backbone, const float *image
  * @param[in,out] backbone   the backbone.
  * @param[in]     paths      n file paths.
  * @param[in]     n          number of files, >= 1.
+ * Features are those of gtl_image_load() + gtl_backbone_embed(), up to
+ * rounding (the ViT's kernels may round differently for other batch sizes).
+ *
  * @param[out]    dst        n * F floats.
  * @param[in]     capacity   floats available in @p dst.
  * @param[out]    out_status n statuses (::GTL_STATUS_OK for each file used), or NULL.
@@ -192,7 +204,10 @@ GTL_API gtl_status gtl_backbone_embed_files(gtl_backbone *backbone, const char *
 
 /**
  * Sets (or with NULL clears) the directory of the on-disk feature cache used
- * by gtl_backbone_embed_files(). The directory is created if missing.
+ * by gtl_backbone_embed_files(). The directory is created if missing. One
+ * small file per (image content, backbone checksum, preprocessing); entries
+ * are checked when read (a corrupt one is recomputed) and written atomically.
+ * See docs/backbone.md.
  *
  * @param[in,out] backbone the backbone.
  * @param[in]     dir      a directory path, or NULL.
@@ -208,7 +223,9 @@ GTL_API gtl_status gtl_backbone_set_cache_dir(gtl_backbone *backbone, const char
  * One supervised training step of the backbone: features -> a linear
  * classification head over GTL_BACKBONE_NUM_CLASSES classes -> cross-entropy,
  * backward through the trainable blocks, optimizer step. Statistics are
- * [loss, accuracy, gradient norm, learning rate].
+ * [loss, accuracy (fraction of the batch), gradient norm, learning rate].
+ * The head always trains; the backbone's trainable blocks are set by
+ * GTL_BACKBONE_TRAINABLE_BLOCKS, which must be >= 1.
  *
  * @param[in,out] backbone  the backbone (GTL_BACKBONE_NUM_CLASSES >= 2).
  * @param[in,out] optimizer the optimizer (binds to the backbone's parameters).
@@ -219,7 +236,7 @@ GTL_API gtl_status gtl_backbone_set_cache_dir(gtl_backbone *backbone, const char
  * @param[in]     n_stats   entries available in @p stats.
  * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 2,
  *         labels out of range, non-finite input); ::GTL_STATUS_BAD_STATE (no
- *         classes set, or nothing trainable); ::GTL_STATUS_NUMERIC (non-finite
+ *         classes set, or TRAINABLE_BLOCKS = 0); ::GTL_STATUS_NUMERIC (non-finite
  *         loss or gradient: nothing changed); ::GTL_STATUS_OUT_OF_MEMORY;
  *         ::GTL_STATUS_BACKEND.
  *
@@ -290,7 +307,9 @@ GTL_API gtl_status gtl_image_preprocess(const uint8_t *pixels, int32_t height, i
  * @param[in]     path      the image file.
  * @param[in]     flags     a combination of ::gtl_augment flags.
  * @param[in,out] rng_state the augmentation's random state; any value is a
- *                          valid seed; it advances with each call.
+ *                          valid seed; it advances with each successful call
+ *                          (the same state, image and flags give the same
+ *                          view); unchanged on failure.
  * @param[in]     size      output side, 1 .. 4096.
  * @param[out]    dst       3 * size * size floats.
  * @param[in]     capacity  floats available in @p dst.

@@ -29,5 +29,6 @@
 #include "gtl/optim.h"
 #include "gtl/train.h"
 #include "gtl/eval.h"
+#include "gtl/backbone.h"
 
 #endif /* GTL_GTL_H */

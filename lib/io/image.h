@@ -56,6 +56,11 @@ const char *gtl__image_format_name(gtl__image_format fmt);
  * but undecoded format, an animated WebP, an image over the limits, an
  * unusual colour space), OUT_OF_MEMORY or INVALID_ARG (NULL pointers). */
 gtl_status gtl__image_decode_mem(const void *buf, size_t n, const char *name, gtl__image *out);
+/* Reads a whole file (pipes too) into a gtl__malloc'd block: IO (with the
+ * path and strerror), UNSUPPORTED above GTL__IMAGE_MAX_FILE_BYTES,
+ * OUT_OF_MEMORY. Callers that need the bytes too (content hashing) read with
+ * this and decode with gtl__image_decode_mem. */
+gtl_status gtl__image_read_file(const char *path, uint8_t **out_buf, size_t *out_n);
 /* Reads path and decodes it. IO (with the path and strerror) when the file
  * cannot be opened or read; otherwise as gtl__image_decode_mem. */
 gtl_status gtl__image_decode_file(const char *path, gtl__image *out);

@@ -542,8 +542,7 @@ static const char *errno_text(int err, char *buf, size_t n)
     return buf;
 }
 
-/* Reads a whole file into a gtl__malloc'd block (works for pipes too). */
-static gtl_status read_file(const char *path, uint8_t **out_buf, size_t *out_n)
+gtl_status gtl__image_read_file(const char *path, uint8_t **out_buf, size_t *out_n)
 {
     char ebuf[128];
     *out_buf = NULL;
@@ -602,7 +601,7 @@ gtl_status gtl__image_decode_file(const char *path, gtl__image *out)
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl__image_decode_file: path is NULL");
     uint8_t *buf = NULL;
     size_t n = 0;
-    gtl_status st = read_file(path, &buf, &n);
+    gtl_status st = gtl__image_read_file(path, &buf, &n);
     if (st != GTL_STATUS_OK)
         return st;
     st = gtl__image_decode_mem(buf, n, path, out);

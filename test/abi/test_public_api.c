@@ -113,6 +113,18 @@ _Static_assert(GTL_OPTIM_PARAM_LR == 0 && GTL_OPTIM_PARAM_BETA1 == 1 &&
                    GTL_OPTIM_PARAM_WARMUP_START_FACTOR == 9 && GTL_OPTIM_PARAM_DECAY_GAMMA == 10,
                "optimizer settings are ABI");
 _Static_assert(GTL_OPTIM_MAX_MILESTONES == 64, "the milestone limit is ABI");
+_Static_assert(GTL_BACKBONE_CLIP_VIT_B16 == 0 && GTL_BACKBONE_CLIP_VIT_B32 == 1 &&
+                   GTL_BACKBONE_VIT_TINY == 2 && GTL_BACKBONE_RESNET_SMALL == 3,
+               "backbone presets are ABI");
+_Static_assert(GTL_BACKBONE_IMAGE_SIZE == 0 && GTL_BACKBONE_FEATURE_DIM == 1 &&
+                   GTL_BACKBONE_FEATURE_PARTS == 2 && GTL_BACKBONE_BF16 == 3 &&
+                   GTL_BACKBONE_SEED == 4 && GTL_BACKBONE_TRAINABLE_BLOCKS == 5 &&
+                   GTL_BACKBONE_NUM_CLASSES == 6 && GTL_BACKBONE_BATCH_SIZE == 7,
+               "backbone settings are ABI");
+_Static_assert(GTL_AUGMENT_NONE == 0 && GTL_AUGMENT_RESIZED_CROP == 1 && GTL_AUGMENT_FLIP == 2 &&
+                   GTL_AUGMENT_COLOR == 4 && GTL_AUGMENT_STROKE == 8 && GTL_AUGMENT_EDGES == 16 &&
+                   GTL_AUGMENT_GRAY == 32,
+               "augmentation flags are ABI");
 
 /* The exact type of every exported function. */
 static uint32_t (*const p_version_number)(void) = gtl_version_number;
@@ -229,6 +241,33 @@ static gtl_status (*const p_model_train_stage)(gtl_model *, gtl_optimizer *, gtl
                                                void *) = gtl_model_train_stage;
 static gtl_status (*const p_adapt)(gtl_model *, const gtl_dataset *, gtl_progress_fn,
                                    void *) = gtl_adapt;
+
+/* backbone.h */
+static gtl_status (*const p_backbone_create)(gtl_backbone_preset,
+                                             gtl_backbone **) = gtl_backbone_create;
+static gtl_status (*const p_backbone_load)(const char *, gtl_backbone **) = gtl_backbone_load;
+static gtl_status (*const p_backbone_save)(const gtl_backbone *,
+                                           const char *) = gtl_backbone_save;
+static void (*const p_backbone_destroy)(gtl_backbone *) = gtl_backbone_destroy;
+static gtl_status (*const p_backbone_set_i64)(gtl_backbone *, gtl_backbone_param,
+                                              int64_t) = gtl_backbone_set_i64;
+static gtl_status (*const p_backbone_get_i64)(const gtl_backbone *, gtl_backbone_param,
+                                              int64_t *) = gtl_backbone_get_i64;
+static gtl_status (*const p_backbone_embed)(gtl_backbone *, const float *, int64_t, float *,
+                                            size_t) = gtl_backbone_embed;
+static gtl_status (*const p_backbone_embed_files)(gtl_backbone *, const char *const *, int64_t,
+                                                  float *, size_t,
+                                                  gtl_status *) = gtl_backbone_embed_files;
+static gtl_status (*const p_backbone_set_cache_dir)(gtl_backbone *,
+                                                    const char *) = gtl_backbone_set_cache_dir;
+static gtl_status (*const p_backbone_train_step)(gtl_backbone *, gtl_optimizer *, const float *,
+                                                 int64_t, const int64_t *, float *,
+                                                 size_t) = gtl_backbone_train_step;
+static gtl_status (*const p_image_load)(const char *, int32_t, float *, size_t) = gtl_image_load;
+static gtl_status (*const p_image_preprocess)(const uint8_t *, int32_t, int32_t, int32_t, int32_t,
+                                              float *, size_t) = gtl_image_preprocess;
+static gtl_status (*const p_image_augment)(const char *, uint32_t, uint64_t *, int32_t, float *,
+                                           size_t) = gtl_image_augment;
 
 /* The callback typedefs, matched by these definitions. */
 typedef struct counts {
@@ -2009,6 +2048,232 @@ static void check_checkpoints(void)
 
 /* Every allocation of the handle APIs goes through the installed hooks, and
  * all of it is returned. */
+/* ---- backbone.h ------------------------------------------------------------ */
+
+/* CRC-32 (the PNG/zlib polynomial) and Adler-32, for the PNG written below. */
+static uint32_t crc32_of(uint32_t crc, const unsigned char *p, size_t n)
+{
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void png_chunk(FILE *f, const char *type, const unsigned char *data, uint32_t n)
+{
+    unsigned char b[8];
+    be32(b, n);
+    memcpy(b + 4, type, 4);
+    fwrite(b, 1, 8, f);
+    fwrite(data, 1, n, f);
+    be32(b, crc32_of(crc32_of(0, (const unsigned char *)type, 4), data, n));
+    fwrite(b, 1, 4, f);
+}
+
+/* A 20 x 12 RGB PNG (one stored deflate block: no zlib needed here). */
+static int write_png(const char *path)
+{
+    enum { W = 20, H = 12, ROW = 1 + 3 * W, RAW = H * ROW };
+    unsigned char raw[RAW], z[2 + 5 + RAW + 4], ihdr[13] = {0};
+    for (int y = 0; y < H; y++) {
+        raw[y * ROW] = 0;
+        for (int x = 0; x < 3 * W; x++)
+            raw[y * ROW + 1 + x] = (unsigned char)(x * 11 + y * 17);
+    }
+    z[0] = 0x78;
+    z[1] = 0x01;
+    z[2] = 1; /* final stored block */
+    z[3] = RAW & 0xff;
+    z[4] = RAW >> 8;
+    z[5] = (unsigned char)~(RAW & 0xff);
+    z[6] = (unsigned char)~(RAW >> 8);
+    memcpy(z + 7, raw, RAW);
+    uint32_t a = 1, b = 0;
+    for (int i = 0; i < RAW; i++) {
+        a = (a + raw[i]) % 65521u;
+        b = (b + a) % 65521u;
+    }
+    be32(z + 7 + RAW, b << 16 | a);
+    be32(ihdr, W);
+    be32(ihdr + 4, H);
+    ihdr[8] = 8;
+    ihdr[9] = 2;
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+    fwrite(sig, 1, 8, f);
+    png_chunk(f, "IHDR", ihdr, 13);
+    png_chunk(f, "IDAT", z, (uint32_t)sizeof z);
+    png_chunk(f, "IEND", z, 0);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static void check_images(void)
+{
+    const char *png = "gtl_abi_image.png", *missing = "gtl_abi_no_such_image.png";
+    CHECK(write_png(png) == 0);
+    static float a[3 * 16 * 16], b[3 * 16 * 16];
+    CHECK_OK(p_image_load(png, 16, a, 3 * 16 * 16));
+    uint8_t px[12 * 20 * 3];
+    for (int y = 0; y < 12; y++)
+        for (int x = 0; x < 60; x++)
+            px[y * 60 + x] = (uint8_t)(x * 11 + y * 17);
+    CHECK_OK(p_image_preprocess(px, 12, 20, 3, 16, b, 3 * 16 * 16));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK_OK(gtl_image_preprocess(px, 12, 20, 1, 16, b, 3 * 16 * 16));
+    CHECK_FAIL(gtl_image_load(missing, 16, a, 3 * 16 * 16), GTL_STATUS_IO, missing);
+    CHECK_FAIL(gtl_image_load(png, 16, a, 3 * 16 * 16 - 1), GTL_STATUS_INVALID_ARG,
+               "gtl_image_load");
+    CHECK_FAIL(gtl_image_load(NULL, 16, a, 3 * 16 * 16), GTL_STATUS_INVALID_ARG,
+               "gtl_image_load");
+    CHECK_FAIL(gtl_image_preprocess(px, 12, 20, 2, 16, b, 3 * 16 * 16), GTL_STATUS_INVALID_ARG,
+               "channels");
+    CHECK_FAIL(gtl_image_preprocess(px, 12, 20, 3, 0, b, 3 * 16 * 16), GTL_STATUS_INVALID_ARG,
+               "size");
+    uint64_t rng = 7;
+    CHECK_OK(p_image_augment(png, GTL_AUGMENT_FLIP | GTL_AUGMENT_COLOR, &rng, 16, a,
+                             3 * 16 * 16));
+    CHECK(rng != 7);
+    CHECK_OK(gtl_image_augment(png, GTL_AUGMENT_NONE, &rng, 16, a, 3 * 16 * 16));
+    CHECK_OK(gtl_image_preprocess(px, 12, 20, 3, 16, b, 3 * 16 * 16));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    CHECK_FAIL(gtl_image_augment(png, 1u << 20, &rng, 16, a, 3 * 16 * 16),
+               GTL_STATUS_INVALID_ARG, "flags");
+    CHECK_FAIL(gtl_image_augment(png, 0, NULL, 16, a, 3 * 16 * 16), GTL_STATUS_INVALID_ARG,
+               "rng_state");
+    remove(png);
+}
+
+static void check_backbone(void)
+{
+    const char *png = "gtl_abi_bb.png", *saved = "gtl_abi_backbone.ckpt";
+    const char *cache = "gtl_abi_backbone_cache";
+    gtl_backbone *bb = NULL, *bb2 = NULL;
+    CHECK_FAIL(p_backbone_create((gtl_backbone_preset)42, &bb), GTL_STATUS_INVALID_ARG,
+               "gtl_backbone_create");
+    CHECK(bb == NULL);
+    CHECK_FAIL(gtl_backbone_create(GTL_BACKBONE_VIT_TINY, NULL), GTL_STATUS_INVALID_ARG,
+               "out_backbone");
+    CHECK_OK(gtl_backbone_create(GTL_BACKBONE_RESNET_SMALL, &bb));
+    if (bb != NULL) {
+        int64_t cf = 0;
+        CHECK_OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_DIM, &cf));
+        CHECK(cf == 256);
+        CHECK_FAIL(gtl_backbone_set_i64(bb, GTL_BACKBONE_BF16, 1), GTL_STATUS_INVALID_ARG,
+                   "does not apply");
+        static float cimg[3 * 64 * 64], cfeat[256];
+        CHECK_OK(gtl_backbone_embed(bb, cimg, 1, cfeat, 256));
+    }
+    p_backbone_destroy(bb);
+    bb = NULL;
+    CHECK_OK(gtl_backbone_create(GTL_BACKBONE_VIT_TINY, &bb));
+    if (bb == NULL)
+        return;
+    int64_t s = 0, f = 0, v = -1;
+    CHECK_OK(p_backbone_get_i64(bb, GTL_BACKBONE_IMAGE_SIZE, &s));
+    CHECK_OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_DIM, &f));
+    CHECK(s == 64 && f == 96);
+    CHECK_FAIL(gtl_backbone_get_i64(bb, (gtl_backbone_param)77, &v), GTL_STATUS_INVALID_ARG,
+               "key");
+    CHECK(v == 0);
+    CHECK_FAIL(gtl_backbone_get_i64(NULL, GTL_BACKBONE_SEED, &v), GTL_STATUS_INVALID_ARG,
+               "gtl_backbone_get_i64");
+    CHECK_OK(p_backbone_set_i64(bb, GTL_BACKBONE_SEED, 3));
+    CHECK_OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_BATCH_SIZE, 2));
+    CHECK_FAIL(gtl_backbone_set_i64(bb, GTL_BACKBONE_FEATURE_DIM, 5), GTL_STATUS_INVALID_ARG,
+               "read-only");
+    CHECK_FAIL(gtl_backbone_set_i64(bb, GTL_BACKBONE_FEATURE_PARTS, 0), GTL_STATUS_INVALID_ARG,
+               "FEATURE_PARTS");
+    CHECK_FAIL(gtl_backbone_set_i64(NULL, GTL_BACKBONE_SEED, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_backbone_set_i64");
+
+    /* Inference on preprocessed images and on files (one missing). */
+    enum { NI = 2 };
+    float *img = calloc((size_t)(NI * 3 * s * s), sizeof(float));
+    float *feat = calloc((size_t)(NI * f), sizeof(float));
+    float *feat2 = calloc((size_t)(NI * f), sizeof(float));
+    CHECK(write_png(png) == 0);
+    CHECK_OK(gtl_image_load(png, (int32_t)s, img, (size_t)(3 * s * s)));
+    CHECK_OK(p_backbone_embed(bb, img, NI, feat, (size_t)(NI * f)));
+    CHECK_FAIL(gtl_backbone_embed(bb, img, NI, feat, (size_t)(NI * f - 1)),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK_FAIL(gtl_backbone_embed(bb, NULL, NI, feat, (size_t)(NI * f)), GTL_STATUS_INVALID_ARG,
+               "gtl_backbone_embed");
+    const char *paths[NI] = {png, "gtl_abi_no_such_file.png"};
+    gtl_status sts[NI] = {GTL_STATUS_INTERNAL, GTL_STATUS_INTERNAL};
+    CHECK_OK(gtl_backbone_set_cache_dir(bb, NULL));
+    CHECK_FAIL(p_backbone_embed_files(bb, paths, NI, feat2, (size_t)(NI * f), sts),
+               GTL_STATUS_IO, "gtl_abi_no_such_file.png");
+    CHECK(sts[0] == GTL_STATUS_OK && sts[1] == GTL_STATUS_IO);
+    CHECK(fabsf(feat2[0] - feat[0]) < 1e-4f && feat2[f] == 0.0f);
+    CHECK_OK(gtl_backbone_embed_files(bb, paths, 1, feat2, (size_t)f, NULL));
+    CHECK_FAIL(gtl_backbone_embed_files(bb, paths, 0, feat2, (size_t)f, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_backbone_embed_files");
+    CHECK_OK(p_backbone_set_cache_dir(bb, cache));
+    CHECK_OK(gtl_backbone_set_cache_dir(bb, NULL));
+    CHECK(remove(cache) == 0);
+    CHECK_FAIL(gtl_backbone_set_cache_dir(NULL, cache), GTL_STATUS_INVALID_ARG,
+               "gtl_backbone_set_cache_dir");
+
+    /* Supervised training of the last block. */
+    gtl_optimizer *opt = NULL;
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
+    int64_t labels[NI] = {0, 1};
+    float stats[4] = {-1, -1, -1, -1};
+    CHECK_FAIL(p_backbone_train_step(bb, opt, img, NI, labels, stats, 4), GTL_STATUS_BAD_STATE,
+               "NUM_CLASSES");
+    CHECK(stats[0] == 0.0f);
+    CHECK_OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_NUM_CLASSES, 2));
+    CHECK_OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_TRAINABLE_BLOCKS, 1));
+    CHECK_OK(gtl_backbone_train_step(bb, opt, img, NI, labels, stats, 4));
+    CHECK(stats[0] > 0.0f && stats[2] > 0.0f);
+    labels[1] = 2;
+    CHECK_FAIL(gtl_backbone_train_step(bb, opt, img, NI, labels, stats, 4),
+               GTL_STATUS_INVALID_ARG, "label");
+    CHECK_FAIL(gtl_backbone_train_step(bb, NULL, img, NI, labels, stats, 4),
+               GTL_STATUS_INVALID_ARG, "gtl_backbone_train_step");
+
+    /* Checkpoint round trip. */
+    CHECK_OK(p_backbone_save(bb, saved));
+    CHECK_OK(p_backbone_load(saved, &bb2));
+    if (bb2 != NULL) {
+        CHECK_OK(gtl_backbone_embed(bb, img, NI, feat, (size_t)(NI * f)));
+        CHECK_OK(gtl_backbone_embed(bb2, img, NI, feat2, (size_t)(NI * f)));
+        CHECK(memcmp(feat, feat2, (size_t)(NI * f) * sizeof(float)) == 0);
+    }
+    CHECK_FAIL(gtl_backbone_save(bb, "gtl_abi_no_such_dir/x.ckpt"), GTL_STATUS_IO,
+               "gtl_abi_no_such_dir");
+    CHECK_FAIL(gtl_backbone_save(NULL, saved), GTL_STATUS_INVALID_ARG, "gtl_backbone_save");
+    gtl_backbone *none = bb;
+    CHECK_FAIL(gtl_backbone_load("gtl_abi_no_such_file.ckpt", &none), GTL_STATUS_IO,
+               "gtl_abi_no_such_file.ckpt");
+    CHECK(none == NULL);
+    CHECK_FAIL(gtl_backbone_load(png, &none), GTL_STATUS_FORMAT, png);
+    CHECK_FAIL(gtl_backbone_load(NULL, &none), GTL_STATUS_INVALID_ARG, "gtl_backbone_load");
+    remove(saved);
+    remove(png);
+    free(img);
+    free(feat);
+    free(feat2);
+    gtl_optimizer_destroy(opt);
+    gtl_backbone_destroy(bb2);
+    gtl_backbone_destroy(bb);
+    gtl_backbone_destroy(NULL);
+    check_no_memory("backbone");
+}
+
 static void check_handles_use_allocator(void)
 {
     counts c = {0, 0, 0};
@@ -3047,6 +3312,8 @@ int main(void)
     check_stages();
     check_adapt();
     check_checkpoints();
+    check_images();
+    check_backbone();
     check_handles_use_allocator();
     check_evaluation();
     uint64_t bytes = 1, blocks = 1;

@@ -68,7 +68,7 @@ def test_only_gtl_symbols_exported():
 # functions are in include/gtl but not yet exported, so they cannot be bound
 # (declaring them would fail the import). The test below fails as soon as the
 # library exports one of them, or the header changes, so the bindings follow.
-NOT_YET_IMPLEMENTED_HEADERS = {"backbone.h"}
+NOT_YET_IMPLEMENTED_HEADERS = set()
 
 
 def pending_prototypes():
@@ -101,7 +101,7 @@ def test_pending_headers_not_yet_exported():
 _SCALARS = {
     "float": ctypes.c_float, "double": ctypes.c_double, "int32_t": ctypes.c_int32,
     "int64_t": ctypes.c_int64, "uint32_t": ctypes.c_uint32, "uint64_t": ctypes.c_uint64,
-    "size_t": ctypes.c_size_t, "int": ctypes.c_int,
+    "size_t": ctypes.c_size_t, "int": ctypes.c_int, "uint8_t": ctypes.c_uint8,
 }
 _CALLBACKS = {
     "gtl_malloc_fn": _lib.gtl_malloc_fn, "gtl_realloc_fn": _lib.gtl_realloc_fn,
@@ -109,7 +109,8 @@ _CALLBACKS = {
     "gtl_progress_fn": _lib.gtl_progress_fn, "gtl_eval_fn": _lib.gtl_eval_fn,
     "gtl_eval_progress_fn": _lib.gtl_eval_progress_fn,
 }
-_HANDLES = {"gtl_dataset", "gtl_episode", "gtl_model", "gtl_optimizer", "gtl_evaluator"}
+_HANDLES = {"gtl_dataset", "gtl_episode", "gtl_model", "gtl_optimizer", "gtl_evaluator",
+            "gtl_backbone"}
 
 
 def expected_ctype(decl, is_return=False):
@@ -127,6 +128,8 @@ def expected_ctype(decl, is_return=False):
         return None
     if base == "char" and stars == 1:
         return ctypes.c_char_p
+    if base == "char" and stars == 2:                      # arrays of strings
+        return ctypes.POINTER(ctypes.c_char_p)
     if base == "void" and stars == 1:
         return ctypes.c_void_p
     if base in _CALLBACKS and stars == 0:

@@ -21,8 +21,8 @@ import enum
 import os
 import signal
 import threading
-from ctypes import byref, c_int, c_double, c_float, c_int32, c_int64, c_size_t, c_uint64, \
-    c_void_p, create_string_buffer, POINTER
+from ctypes import byref, c_char_p, c_int, c_double, c_float, c_int32, c_int64, c_size_t, \
+    c_uint8, c_uint64, c_void_p, create_string_buffer, POINTER
 
 import numpy as np
 
@@ -32,8 +32,10 @@ __all__ = [
     "Status", "GtlError", "InvalidArgument", "OutOfMemory", "BadState", "GtlIOError",
     "FormatError", "BackendError", "Unsupported", "NumericError", "Cancelled", "InternalError",
     "Modality", "ModelParam", "OptimKind", "OptimParam", "Stage", "Stat", "Latent", "LogLevel",
+    "BackbonePreset", "BackboneParam", "Augment",
     "STAT_COUNT", "MODALITY_ALL", "NO_PAIR", "OPTIM_MAX_MILESTONES", "modality_mask",
-    "Dataset", "Episode", "Optimizer", "Model",
+    "Dataset", "Episode", "Optimizer", "Model", "Backbone",
+    "image_load", "image_preprocess", "image_augment",
     "version", "version_number", "build_info", "set_num_threads", "num_threads",
     "cpu_has_bf16", "memory_in_use", "set_log_callback", "strerror", "last_error",
 ]
@@ -153,6 +155,37 @@ class Stat(enum.IntEnum):
     ACCURACY = 7
     GRAD_NORM = 8
     LR = 9
+
+
+class BackbonePreset(enum.IntEnum):
+    """gtl_backbone_preset (backbone.h)."""
+    CLIP_VIT_B16 = 0
+    CLIP_VIT_B32 = 1
+    VIT_TINY = 2
+    RESNET_SMALL = 3
+
+
+class BackboneParam(enum.IntEnum):
+    """gtl_backbone_param (backbone.h); all integers. IMAGE_SIZE and FEATURE_DIM are read-only."""
+    IMAGE_SIZE = 0
+    FEATURE_DIM = 1
+    FEATURE_PARTS = 2
+    BF16 = 3
+    SEED = 4
+    TRAINABLE_BLOCKS = 5
+    NUM_CLASSES = 6
+    BATCH_SIZE = 7
+
+
+class Augment(enum.IntFlag):
+    """gtl_augment (backbone.h): augmentation flags for image_augment()."""
+    NONE = 0
+    RESIZED_CROP = 1 << 0
+    FLIP = 1 << 1
+    COLOR = 1 << 2
+    STROKE = 1 << 3
+    EDGES = 1 << 4
+    GRAY = 1 << 5
 
 
 class LogLevel(enum.IntEnum):
@@ -1752,3 +1785,199 @@ __all__ += [
     "EVAL_REPORT_EPISODES", "EVAL_REPORT_NO_HEADER", "Evaluator", "nearest_centroid",
     "linear_probe", "accuracy", "mean_ci", "confusion",
 ]
+
+
+
+# ---------------------------------------------------------------------------
+# Backbones and images
+# ---------------------------------------------------------------------------
+
+_pu8 = POINTER(c_uint8)
+
+
+def _images(x, side, where):
+    """Preprocessed images as a C-contiguous float32 (n, 3, S, S) array."""
+    a = np.ascontiguousarray(x, dtype=np.float32)
+    if a.ndim == 3:
+        a = a.reshape((1,) + a.shape)
+    if a.ndim != 4 or a.shape[1:] != (3, side, side):
+        raise InvalidArgument(f"{where}: images must be (n, 3, {side}, {side}), got shape "
+                              f"{a.shape}")
+    return a
+
+
+class Backbone(_Handle):
+    """An image backbone (gtl_backbone): images -> feature vectors.
+
+    ``Backbone(BackbonePreset.CLIP_VIT_B16, batch_size=16)`` makes fresh
+    weights; ``Backbone.load(path)`` reads a libgtl backbone checkpoint or CLIP
+    safetensors (Hugging Face CLIPVisionModelWithProjection, or a file written
+    by bindings/python/tools/convert_clip.py). Settings are BackboneParam
+    values, by enum or lower-case name, also as properties (``bb.batch_size``).
+    """
+
+    _destroy = _lib.gtl_backbone_destroy
+
+    def __init__(self, preset=BackbonePreset.CLIP_VIT_B16, **settings):
+        h = c_void_p()
+        _check(_lib.gtl_backbone_create(int(preset), byref(h)))
+        self._h = h.value
+        self._guard = _Guard("Backbone")
+        try:
+            for k, v in settings.items():
+                self.set(k, v)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """A Backbone from a file (recognised by its content)."""
+        h = c_void_p()
+        _check(_lib.gtl_backbone_load(os.fsencode(path), byref(h)))
+        bb = cls.__new__(cls)
+        bb._h = h.value
+        bb._guard = _Guard("Backbone")
+        return bb
+
+    def save(self, path):
+        """Writes a libgtl backbone checkpoint (atomically)."""
+        with self._guard:
+            _check(_lib.gtl_backbone_save(self._handle(), os.fsencode(path)))
+
+    @staticmethod
+    def _key(key):
+        if isinstance(key, str):
+            try:
+                return BackboneParam[key.upper()]
+            except KeyError:
+                raise InvalidArgument(f"Backbone: unknown setting {key!r}") from None
+        return BackboneParam(key)
+
+    def set(self, key, value):
+        key = self._key(key)
+        if isinstance(value, float) and not value.is_integer():
+            raise InvalidArgument(f"Backbone.set: {key.name} is an integer (got {value})")
+        with self._guard:
+            _check(_lib.gtl_backbone_set_i64(self._handle(), key, int(value)))
+
+    def get(self, key):
+        v = c_int64()
+        with self._guard:
+            _check(_lib.gtl_backbone_get_i64(self._handle(), self._key(key), byref(v)))
+        return v.value
+
+    def settings(self):
+        """Every setting as a dict {lower-case name: value}."""
+        return {k.name.lower(): self.get(k) for k in BackboneParam}
+
+    def embed(self, images):
+        """Features (n, F) float32 of preprocessed images (n, 3, S, S) (or one (3, S, S))."""
+        a = _images(images, self.image_size, "Backbone.embed")
+        n = a.shape[0]
+        with self._guard:
+            f = c_int64()
+            _check(_lib.gtl_backbone_get_i64(self._handle(), BackboneParam.FEATURE_DIM,
+                                             byref(f)))
+            out = np.empty((n, f.value), np.float32)
+            _check(_lib.gtl_backbone_embed(self._handle(), _ptr(a, _pf), n, _ptr(out, _pf),
+                                           out.size))
+        return out
+
+    def embed_files(self, paths, strict=False):
+        """Decodes, preprocesses and embeds image files.
+
+        Returns (features (n, F) float32, statuses list of Status). A file that
+        cannot be used gets a zero row and its status; with strict=True the
+        first failure raises instead (the message names the file).
+        """
+        paths = [os.fspath(p) for p in paths]
+        n = len(paths)
+        if n == 0:
+            return np.zeros((0, self.feature_dim), np.float32), []
+        arr = (c_char_p * n)(*[os.fsencode(p) for p in paths])
+        statuses = (c_int * n)()
+        with self._guard:
+            f = c_int64()
+            _check(_lib.gtl_backbone_get_i64(self._handle(), BackboneParam.FEATURE_DIM,
+                                             byref(f)))
+            out = np.empty((n, f.value), np.float32)
+            st = _lib.gtl_backbone_embed_files(self._handle(), arr, n, _ptr(out, _pf), out.size,
+                                               statuses)
+            msg = last_error()
+        sts = [Status(v) for v in statuses]
+        if st != 0 and (strict or all(v != Status.OK for v in sts)):
+            raise _error(st, msg)
+        return out, sts
+
+    def set_cache_dir(self, path):
+        """Sets (or with None clears) the on-disk feature cache of embed_files()."""
+        with self._guard:
+            _check(_lib.gtl_backbone_set_cache_dir(self._handle(),
+                                                   None if path is None else os.fsencode(path)))
+
+    def train_step(self, optimizer, images, labels):
+        """One supervised step (linear head over NUM_CLASSES, cross-entropy) on a batch;
+        returns {"loss", "accuracy", "grad_norm", "lr"}. NumericError: nothing changed."""
+        a = _images(images, self.image_size, "Backbone.train_step")
+        y = _ints(labels, a.shape[0], np.int64, "Backbone.train_step", "labels")
+        stats = np.zeros(4, np.float32)
+        with self._guard, optimizer._guard:
+            _check(_lib.gtl_backbone_train_step(self._handle(), optimizer._handle(),
+                                                _ptr(a, _pf), a.shape[0], _ptr(y, _pi64),
+                                                _ptr(stats, _pf), 4))
+        return dict(zip(("loss", "accuracy", "grad_norm", "lr"), (float(v) for v in stats)))
+
+    def __repr__(self):
+        if self.closed:
+            return "<gtl.Backbone closed>"
+        return (f"<gtl.Backbone S={self.image_size} F={self.feature_dim} "
+                f"trainable_blocks={self.trainable_blocks} classes={self.num_classes}>")
+
+
+def _backbone_property(key):
+    return property(lambda self: self.get(key), lambda self, v: self.set(key, v),
+                    doc=f"BackboneParam.{key.name}")
+
+
+for _k in BackboneParam:
+    setattr(Backbone, _k.name.lower(), _backbone_property(_k))
+del _k
+
+
+def image_load(path, size=224):
+    """Decodes an image file (PNG, JPEG, WebP) and preprocesses it CLIP-style:
+    float32 (3, size, size)."""
+    out = np.empty((3, size, size), np.float32)
+    _check(_lib.gtl_image_load(os.fsencode(path), int(size), _ptr(out, _pf), out.size))
+    return out
+
+
+def image_preprocess(pixels, size=224):
+    """CLIP preprocessing of uint8 pixels (H, W) gray, (H, W, 3) RGB or (H, W, 4)
+    RGBA: float32 (3, size, size)."""
+    p = np.asarray(pixels)
+    if p.dtype != np.uint8:
+        raise InvalidArgument(f"image_preprocess: pixels must be uint8 (got {p.dtype})")
+    if p.ndim == 2:
+        p = p[:, :, None]
+    if p.ndim != 3:
+        raise InvalidArgument(f"image_preprocess: pixels must be (H, W) or (H, W, C), got "
+                              f"shape {p.shape}")
+    p = np.ascontiguousarray(p)
+    out = np.empty((3, size, size), np.float32)
+    _check(_lib.gtl_image_preprocess(_ptr(p, _pu8), p.shape[0], p.shape[1], p.shape[2],
+                                     int(size), _ptr(out, _pf), out.size))
+    return out
+
+
+def image_augment(path, flags, rng_state, size=224):
+    """A random augmented view of an image file: (float32 (3, size, size), next rng_state).
+
+    ``rng_state`` is any integer (a seed, or the state returned by the previous
+    call); pass the returned state on for the next view."""
+    state = c_uint64(int(rng_state) & 0xFFFFFFFFFFFFFFFF)
+    out = np.empty((3, size, size), np.float32)
+    _check(_lib.gtl_image_augment(os.fsencode(path), int(flags), byref(state), int(size),
+                                  _ptr(out, _pf), out.size))
+    return out, state.value

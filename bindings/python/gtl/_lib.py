@@ -25,7 +25,7 @@ import ctypes.util
 import glob
 import os
 from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64,
-                    c_size_t, c_uint32, c_uint64, c_void_p)
+                    c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 
 #: The C API these bindings were written for, as a GTL_VERSION_NUMBER with patch 0
 #: (0.1 -> 100). The loaded library must match it in major and minor version
@@ -55,7 +55,7 @@ gtl_eval_progress_fn = CFUNCTYPE(c_int, c_void_p, c_int64, c_int64, c_double)
 _status = c_int          # gtl_status
 _enum = c_int            # any other C enum
 _handle = c_void_p       # gtl_dataset *, gtl_episode *, gtl_model *, gtl_optimizer *,
-#                          gtl_evaluator *
+#                          gtl_evaluator *, gtl_backbone *
 _handle_out = POINTER(c_void_p)
 _pf = POINTER(c_float)
 _pd = POINTER(c_double)
@@ -169,6 +169,22 @@ FUNCTIONS = {
     "gtl_evaluator_episode_list": (_status, [_handle, _pi64, c_size_t, _psize]),
     "gtl_evaluator_report": (_status, [_handle, _enum, c_uint32, c_char_p, c_size_t, _psize]),
     "gtl_evaluator_write_file": (_status, [_handle, _enum, c_uint32, c_char_p]),
+    # backbone.h
+    "gtl_backbone_create": (_status, [_enum, _handle_out]),
+    "gtl_backbone_load": (_status, [c_char_p, _handle_out]),
+    "gtl_backbone_save": (_status, [_handle, c_char_p]),
+    "gtl_backbone_destroy": (None, [_handle]),
+    "gtl_backbone_set_i64": (_status, [_handle, _enum, c_int64]),
+    "gtl_backbone_get_i64": (_status, [_handle, _enum, _pi64]),
+    "gtl_backbone_embed": (_status, [_handle, _pf, c_int64, _pf, c_size_t]),
+    "gtl_backbone_embed_files": (_status, [_handle, POINTER(c_char_p), c_int64, _pf, c_size_t,
+                                           POINTER(_status)]),
+    "gtl_backbone_set_cache_dir": (_status, [_handle, c_char_p]),
+    "gtl_backbone_train_step": (_status, [_handle, _handle, _pf, c_int64, _pi64, _pf, c_size_t]),
+    "gtl_image_load": (_status, [c_char_p, c_int32, _pf, c_size_t]),
+    "gtl_image_preprocess": (_status, [POINTER(c_uint8), c_int32, c_int32, c_int32, c_int32, _pf,
+                                       c_size_t]),
+    "gtl_image_augment": (_status, [c_char_p, c_uint32, _pu64, c_int32, _pf, c_size_t]),
 }
 
 
