@@ -549,6 +549,7 @@ static void test_bad_input(void **state)
 
     /* N2: labels. */
     OK(gtl_model_set_stage(m, GTL_STAGE_N2, C));
+    drop(&s0);
     take(m, &s0); /* a fresh classifier */
     expect(gtl_model_forward_backward(m, x, N, F, NULL, NULL, 0), GTL_STATUS_INVALID_ARG,
            "N2 without labels");
