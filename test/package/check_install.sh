@@ -23,7 +23,7 @@ cc -std=c11 -Wall -Werror $(pkg-config --cflags gtl) "$consumer/main.c" -o "$tmp
    $(pkg-config --libs gtl)
 "$tmp/pc-consumer"
 
-echo "== installed headers are self-contained and exports are only gtl_*"
+echo "== every installed header compiles on its own"
 for h in "$tmp"/prefix/include/gtl/*.h; do
   printf '#include <gtl/%s>\n' "$(basename "$h")" | cc -std=c11 -Wall -Werror -fsyntax-only \
     -I"$tmp/prefix/include" -x c -
