@@ -35,6 +35,7 @@ typedef struct opts {
     int64_t views;
     int64_t b1_epochs, b2_epochs;
     int64_t max_base, max_novel;
+    int64_t val_classes;
     demo_twins twins;
     uint64_t seed;
     int threads;
@@ -42,6 +43,7 @@ typedef struct opts {
     int all_way;
     int five_shot;
     int plots;
+    int bb_only;
 } opts;
 
 static void usage(FILE *f)
@@ -59,6 +61,8 @@ static void usage(FILE *f)
             "  --adam             train the backbone with Adam (lr 1e-3 unless --lr)\n"
             "  --no-cross-style   batches of random images instead of 16 classes x 4 styles\n"
             "  --edge-prob P      probability of an edge-map view in training (default 0.25)\n"
+            "  --val-classes N    hold N base classes out of all training (lever selection)\n"
+            "  --bb-eval-every N  nearest-centroid accuracy on those every N training steps\n"
             "  --episodes N       episodes per 5-way setting (default 600)\n"
             "  --gtl-episodes N   episodes for the GTL methods (default: --episodes; a prefix\n"
             "                     of the same episode list)\n"
@@ -68,6 +72,7 @@ static void usage(FILE *f)
             "  --no-all-way       skip the all-way protocol   --no-5-shot  skip 5-shot\n"
             "  --experiments      also run the GTL variants of docs/demo.md (N2 only, imprinting, ...)\n"
             "  --no-plots         do not call gnuplot\n"
+            "  --backbone-only    stop after training (or loading) the backbone\n"
             "  --threads N        compute threads (default: OpenMP's)\n"
             "  --seed N           seed of the episodes (default 0)\n",
             600);
@@ -157,6 +162,10 @@ static void parse(int argc, char **argv, opts *o)
             o->bb.cross_style = 0;
         } else if (!strcmp(a, "--edge-prob")) {
             o->bb.edge_prob = (float)arg_f(argc, argv, &i);
+        } else if (!strcmp(a, "--val-classes")) {
+            o->val_classes = arg_i64(argc, argv, &i);
+        } else if (!strcmp(a, "--bb-eval-every")) {
+            o->bb.eval_every = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--episodes")) {
             o->episodes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--gtl-episodes")) {
@@ -185,6 +194,8 @@ static void parse(int argc, char **argv, opts *o)
             o->five_shot = 0;
         } else if (!strcmp(a, "--experiments")) {
             o->experiments = 1;
+        } else if (!strcmp(a, "--backbone-only")) {
+            o->bb_only = 1;
         } else if (!strcmp(a, "--no-plots")) {
             o->plots = 0;
         } else if (!strcmp(a, "--threads")) {
@@ -383,7 +394,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s\n", info);
 
     demo_data d;
-    if (demo_data_load(o.data_dir, o.twins, o.max_base, o.max_novel, &d) != 0)
+    if (demo_data_load(o.data_dir, o.twins, o.max_base, o.max_novel, o.val_classes, &d) != 0)
         return 1;
     fprintf(stderr, "data: %lld images, %lld base classes, %lld novel classes (sketch twins: "
                     "%lld novel classes in twin groups, %lld dropped by policy %s)\n",
@@ -418,6 +429,14 @@ int main(int argc, char **argv)
             bb_desc = "RESNET_SMALL from scratch";
         }
         free(path);
+    }
+
+    if (o.bb_only) {
+        gtl_backbone_destroy(bb);
+        demo_data_free(&d);
+        free(cache);
+        fprintf(stderr, "total %.0f s\n", ex_now() - t_start);
+        return 0;
     }
 
     /* 2. features */

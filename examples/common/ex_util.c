@@ -528,3 +528,88 @@ void ex_free_list(char **names, int64_t n)
         free(names[i]);
     free(names);
 }
+
+/* ---- PNG writer ---------------------------------------------------------------- */
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static void png_chunk(FILE *f, const char *type, const unsigned char *data, uint32_t n)
+{
+    unsigned char b[8];
+    put_be32(b, n);
+    memcpy(b + 4, type, 4);
+    fwrite(b, 1, 8, f);
+    if (n)
+        fwrite(data, 1, n, f);
+    put_be32(b, crc32_update(crc32_update(0, (const unsigned char *)type, 4), data, n));
+    fwrite(b, 1, 4, f);
+}
+
+int ex_png_write(const char *path, int32_t w, int32_t h, int32_t channels, const uint8_t *px)
+{
+    size_t row = 1 + (size_t)channels * (size_t)w, raw_n = row * (size_t)h;
+    unsigned char *raw = ex_malloc(raw_n);
+    for (int32_t y = 0; y < h; y++) {
+        raw[(size_t)y * row] = 0;
+        memcpy(raw + (size_t)y * row + 1, px + (size_t)y * (size_t)w * (size_t)channels,
+               (size_t)w * (size_t)channels);
+    }
+    size_t n_blocks = (raw_n + 65534) / 65535;
+    size_t zn = 2 + raw_n + 5 * n_blocks + 4;
+    unsigned char *z = ex_malloc(zn), *q = z;
+    *q++ = 0x78;
+    *q++ = 0x01;
+    for (size_t off = 0; off < raw_n; off += 65535) {
+        size_t len = raw_n - off < 65535 ? raw_n - off : 65535;
+        *q++ = off + len == raw_n ? 1 : 0;
+        *q++ = (unsigned char)(len & 0xff);
+        *q++ = (unsigned char)(len >> 8);
+        *q++ = (unsigned char)(~len & 0xff);
+        *q++ = (unsigned char)((~len >> 8) & 0xff);
+        memcpy(q, raw + off, len);
+        q += len;
+    }
+    uint32_t a = 1, b = 0;
+    for (size_t i = 0; i < raw_n; i++) {
+        a = (a + raw[i]) % 65521u;
+        b = (b + a) % 65521u;
+    }
+    put_be32(q, b << 16 | a);
+    unsigned char ihdr[13] = {0};
+    put_be32(ihdr, (uint32_t)w);
+    put_be32(ihdr + 4, (uint32_t)h);
+    ihdr[8] = 8;
+    ihdr[9] = channels == 1 ? 0 : 2;
+    FILE *f = fopen(path, "wb");
+    int rc = -1;
+    if (f) {
+        static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+        fwrite(sig, 1, 8, f);
+        png_chunk(f, "IHDR", ihdr, 13);
+        png_chunk(f, "IDAT", z, (uint32_t)zn);
+        png_chunk(f, "IEND", z, 0);
+        rc = fclose(f) == 0 ? 0 : -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "error: cannot write %s: %s\n", path, strerror(errno));
+    free(raw);
+    free(z);
+    return rc;
+}

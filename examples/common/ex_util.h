@@ -115,4 +115,8 @@ const char *ex_path_ext(const char *path);
 int ex_list_dir(const char *dir, char ***out_names, int64_t *out_n);
 void ex_free_list(char **names, int64_t n);
 
+/* Writes an 8-bit PNG (channels 1 = gray, 3 = RGB) with stored deflate
+ * blocks (no compression library needed): for generated test images. */
+int ex_png_write(const char *path, int32_t w, int32_t h, int32_t channels, const uint8_t *px);
+
 #endif /* EX_UTIL_H */

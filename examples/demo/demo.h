@@ -24,7 +24,9 @@
 
 /* ---- data ------------------------------------------------------------------- */
 
-enum { DEMO_BASE = 0, DEMO_NOVEL = 1, DEMO_DROPPED = 2 };
+/* Class splits. DEMO_VAL: base classes held out of all training, for
+ * choosing the backbone's training levers without looking at novel classes. */
+enum { DEMO_BASE = 0, DEMO_NOVEL = 1, DEMO_DROPPED = 2, DEMO_VAL = 3 };
 
 /* The four styles of the prepared data (docs/data.md). */
 enum {
@@ -64,6 +66,7 @@ typedef struct demo_data {
     int64_t n_images;
     demo_image *images;      /* manifest order */
     int64_t n_base, n_novel; /* classes per split after the twin policy */
+    int64_t n_val;           /* base classes held out for validation */
     int64_t n_twin_classes;  /* novel classes in a twin group */
     int64_t n_twin_dropped;  /* novel classes dropped by the twin policy */
     uint64_t key;            /* hash of manifest.csv + splits.json (cache keys) */
@@ -71,9 +74,10 @@ typedef struct demo_data {
 
 /* Loads manifest.csv, splits.json and sketch_twins.csv from dir and applies
  * the twin policy. A class subset for --quick is chosen by max_base /
- * max_novel (0 = all), seeded and stable. Returns 0, or -1 with a message. */
+ * max_novel (0 = all); n_val base classes become DEMO_VAL; both choices
+ * are by a hash of the class names (stable). Returns 0, or -1 with a message. */
 int demo_data_load(const char *dir, demo_twins twins, int64_t max_base, int64_t max_novel,
-                   demo_data *d);
+                   int64_t n_val, demo_data *d);
 void demo_data_free(demo_data *d);
 const char *demo_style_name(int32_t style);
 const char *demo_twins_name(demo_twins t);

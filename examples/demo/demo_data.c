@@ -114,54 +114,47 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* Keeps at most max classes of a split (by a hash of the name), marking the
- * others dropped. Twin groups stay whole: a group is kept or dropped. */
-static void subsample(demo_data *d, int32_t split, int64_t max)
+/* Moves about n classes of split `from` to split `to`, in the order of a
+ * salted hash of their names (stable across runs). Twin groups move whole. */
+static void move_classes(demo_data *d, int32_t from, int64_t n, int32_t to, uint64_t salt)
 {
-    int64_t n = 0;
-    for (int64_t i = 0; i < d->n_classes; i++)
-        n += d->classes[i].split == split;
-    if (max <= 0 || n <= max)
+    if (n <= 0)
         return;
     uint64_t *h = ex_malloc(sizeof(uint64_t) * (size_t)d->n_classes);
     for (int64_t i = 0; i < d->n_classes; i++) {
         const demo_class *c = &d->classes[i];
         uint64_t key = c->twin >= 0 ? 0x7717000000ull + (uint64_t)c->twin
                                     : ex_fnv(EX_FNV_INIT, c->name, strlen(c->name));
-        h[i] = mix64(key);
+        h[i] = c->split == from ? mix64(key ^ salt) : UINT64_MAX;
     }
-    /* threshold: take classes in hash order until max is reached */
-    int64_t kept = 0;
-    for (;;) {
+    int64_t moved = 0;
+    while (moved < n) {
         uint64_t best = UINT64_MAX;
-        int64_t arg = -1;
         for (int64_t i = 0; i < d->n_classes; i++)
-            if (d->classes[i].split == split && h[i] != UINT64_MAX && h[i] < best) {
+            if (h[i] < best)
                 best = h[i];
-                arg = i;
-            }
-        if (arg < 0)
-            break;
-        int64_t n_same = 0;
-        for (int64_t i = 0; i < d->n_classes; i++)
-            n_same += d->classes[i].split == split && h[i] == best;
-        if (kept + n_same > max && kept > 0)
+        if (best == UINT64_MAX)
             break;
         for (int64_t i = 0; i < d->n_classes; i++)
-            if (d->classes[i].split == split && h[i] == best)
+            if (h[i] == best) {
+                d->classes[i].split = to;
                 h[i] = UINT64_MAX;
-        kept += n_same;
-        if (kept >= max)
-            break;
+                moved++;
+            }
     }
-    for (int64_t i = 0; i < d->n_classes; i++)
-        if (d->classes[i].split == split && h[i] != UINT64_MAX)
-            d->classes[i].split = DEMO_DROPPED;
     free(h);
 }
 
+static int64_t count_split(const demo_data *d, int32_t split)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < d->n_classes; i++)
+        n += d->classes[i].split == split;
+    return n;
+}
+
 int demo_data_load(const char *dir, demo_twins twins, int64_t max_base, int64_t max_novel,
-                   demo_data *d)
+                   int64_t n_val, demo_data *d)
 {
     memset(d, 0, sizeof *d);
     d->dir = ex_strdup(dir);
@@ -278,8 +271,12 @@ int demo_data_load(const char *dir, demo_twins twins, int64_t max_base, int64_t 
     free(path);
     free(sorted);
 
-    subsample(d, DEMO_BASE, max_base);
-    subsample(d, DEMO_NOVEL, max_novel);
+    if (max_base > 0)
+        move_classes(d, DEMO_BASE, count_split(d, DEMO_BASE) - max_base, DEMO_DROPPED, 1);
+    if (max_novel > 0)
+        move_classes(d, DEMO_NOVEL, count_split(d, DEMO_NOVEL) - max_novel, DEMO_DROPPED, 2);
+    move_classes(d, DEMO_BASE, n_val, DEMO_VAL, 3);
+    d->n_val = count_split(d, DEMO_VAL);
 
     /* twin policy, on the novel side (base training uses RGB only, where twins
      * differ in colour) */
@@ -303,8 +300,8 @@ int demo_data_load(const char *dir, demo_twins twins, int64_t max_base, int64_t 
         d->n_novel += d->classes[i].split == DEMO_NOVEL;
     }
     char tag[64];
-    snprintf(tag, sizeof tag, "%d/%lld/%lld", (int)twins, (long long)max_base,
-             (long long)max_novel);
+    snprintf(tag, sizeof tag, "%d/%lld/%lld/%lld", (int)twins, (long long)max_base,
+             (long long)max_novel, (long long)n_val);
     d->key = ex_fnv(d->key, tag, strlen(tag));
     return 0;
 }

@@ -165,6 +165,60 @@ static void load_view(bb_loader *L, int64_t img, uint64_t *rng, float *dst, size
     }
 }
 
+/* Centred nearest-centroid accuracy of the current backbone on the held-out
+ * base classes (DEMO_VAL), 1-shot, 300 episodes per protocol, printed. */
+static void val_eval(const demo_data *d, gtl_backbone *bb, int64_t step)
+{
+    int64_t size = 0, dim = 0;
+    EX_CHECK(gtl_backbone_get_i64(bb, GTL_BACKBONE_IMAGE_SIZE, &size));
+    EX_CHECK(gtl_backbone_get_i64(bb, GTL_BACKBONE_FEATURE_DIM, &dim));
+    size_t per = (size_t)(3 * size * size);
+    const int64_t batch = 32;
+    float *x = ex_malloc(sizeof(float) * per * batch);
+    float *f = ex_malloc(sizeof(float) * (size_t)(dim * batch));
+    gtl_dataset *ds = NULL;
+    EX_CHECK(gtl_dataset_create(dim, &ds));
+    int64_t idx[32], nb = 0;
+    for (int64_t i = 0; i <= d->n_images; i++) {
+        if (i < d->n_images && d->classes[d->images[i].cls].split == DEMO_VAL) {
+            if (gtl_image_load(d->images[i].path, (int32_t)size, x + per * (size_t)nb, per) !=
+                GTL_STATUS_OK)
+                continue;
+            idx[nb++] = i;
+        }
+        if (nb == batch || (i == d->n_images && nb > 0)) {
+            EX_CHECK(gtl_backbone_embed(bb, x, nb, f, (size_t)(dim * nb)));
+            for (int64_t k = 0; k < nb; k++) {
+                const demo_image *im = &d->images[idx[k]];
+                int64_t y = im->cls, pair = idx[k];
+                int32_t mod = im->modality;
+                EX_CHECK(gtl_dataset_add(ds, f + dim * k, 1, &y, &mod, &pair));
+            }
+            nb = 0;
+        }
+    }
+    static const uint32_t masks[3][2] = {{3, 1}, {1, 2}, {2, 1}};
+    static const int64_t q[3] = {2, 1, 3};
+    double acc[3] = {0};
+    for (int p = 0; p < 3; p++) {
+        gtl_evaluator *ev = NULL;
+        EX_CHECK(gtl_evaluator_create(GTL_EVAL_CENTRED_CENTROID, &ev));
+        EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_EPISODES, 300));
+        EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_Q_QUERY, q[p]));
+        EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_SUPPORT_MODALITIES, masks[p][0]));
+        EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_QUERY_MODALITIES, masks[p][1]));
+        EX_CHECK(gtl_evaluator_run_episodic(ev, ds));
+        EX_CHECK(gtl_evaluator_result(ev, GTL_EVAL_TOTAL, &acc[p], NULL, NULL));
+        gtl_evaluator_destroy(ev);
+    }
+    fprintf(stderr, "\nval (%lld held-out base classes, centred NC 1-shot) step %lld: "
+                    "CFSL %.1f  RGB->sketch %.1f  sketch->RGB %.1f\n",
+            (long long)d->n_val, (long long)step, 100 * acc[0], 100 * acc[1], 100 * acc[2]);
+    gtl_dataset_destroy(ds);
+    free(x);
+    free(f);
+}
+
 int demo_backbone_train(const demo_data *d, const demo_bb_opts *o, const char *save_path,
                         gtl_backbone **out, double *out_seconds)
 {
@@ -226,6 +280,9 @@ int demo_backbone_train(const demo_data *d, const demo_bb_opts *o, const char *s
         snprintf(extra, sizeof extra, "loss %.3f acc %.2f lr %.3g", loss_avg, acc_avg,
                  (double)stats[3]);
         ex_progress_update(&pr, s + 1, extra);
+        if (o->eval_every > 0 && d->n_val > 0 && ((s + 1) % o->eval_every == 0 ||
+                                                  s + 1 == o->steps))
+            val_eval(d, bb, s + 1);
     }
     ex_progress_end(&pr);
     free(x);
@@ -365,6 +422,9 @@ int demo_features_compute(const demo_data *d, gtl_backbone *bb, int32_t raw_size
     job *jobs = ex_malloc(sizeof(job) * (size_t)n_rows);
     int64_t n_jobs = 0;
     for (int64_t i = 0; i < d->n_images; i++) {
+        int32_t split = d->classes[d->images[i].cls].split;
+        if (split != DEMO_BASE && split != DEMO_NOVEL)
+            continue; /* not used: the row stays zero */
         jobs[n_jobs++] = (job){i, -1, out->x + dim * i};
         for (int64_t v = 0; out->view_row[i] >= 0 && v < n_views; v++)
             jobs[n_jobs++] = (job){i, (int32_t)v, out->x + dim * (out->view_row[i] + v)};
