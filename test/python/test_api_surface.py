@@ -106,9 +106,10 @@ _SCALARS = {
 _CALLBACKS = {
     "gtl_malloc_fn": _lib.gtl_malloc_fn, "gtl_realloc_fn": _lib.gtl_realloc_fn,
     "gtl_free_fn": _lib.gtl_free_fn, "gtl_log_fn": _lib.gtl_log_fn,
-    "gtl_progress_fn": _lib.gtl_progress_fn,
+    "gtl_progress_fn": _lib.gtl_progress_fn, "gtl_eval_fn": _lib.gtl_eval_fn,
+    "gtl_eval_progress_fn": _lib.gtl_eval_progress_fn,
 }
-_HANDLES = {"gtl_dataset", "gtl_episode", "gtl_model", "gtl_optimizer"}
+_HANDLES = {"gtl_dataset", "gtl_episode", "gtl_model", "gtl_optimizer", "gtl_evaluator"}
 
 
 def expected_ctype(decl, is_return=False):
