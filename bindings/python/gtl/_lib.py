@@ -48,7 +48,8 @@ gtl_progress_fn = CFUNCTYPE(c_int, c_void_p, c_int, c_int64, c_int64, POINTER(c_
 
 _status = c_int          # gtl_status
 _enum = c_int            # any other C enum
-_handle = c_void_p       # gtl_dataset *, gtl_episode *, gtl_model *, gtl_optimizer *, gtl_backbone *
+_handle = c_void_p       # gtl_dataset *, gtl_episode *, gtl_model *, gtl_optimizer *,
+#                          gtl_backbone *
 _handle_out = POINTER(c_void_p)
 _pf = POINTER(c_float)
 _pd = POINTER(c_double)
