@@ -20,7 +20,8 @@ static const keydef keys[GTL__EVAL_NKEYS] = {
     [GTL_EVAL_K_SHOT] = {"k_shot", true, 1, 65536, 1},
     [GTL_EVAL_Q_QUERY] = {"q_query", true, 1, 65536, 15},
     [GTL_EVAL_EPISODES] = {"episodes", true, 1, 1e7, 600},
-    [GTL_EVAL_SEED] = {"seed", true, 0, 9.2e18, 0},
+    /* hi = 2^63, the double nearest INT64_MAX: every int64 >= 0 is a valid seed. */
+    [GTL_EVAL_SEED] = {"seed", true, 0, 9223372036854775807.0, 0},
     [GTL_EVAL_SUPPORT_MODALITIES] = {"support_modalities", true, 1, 4294967295.0, 3},
     [GTL_EVAL_QUERY_MODALITIES] = {"query_modalities", true, 1, 4294967295.0, 4294967295.0},
     [GTL_EVAL_ALL_WAY_REPEATS] = {"all_way_repeats", true, 1, 1e6, 1},
@@ -360,6 +361,15 @@ gtl_status gtl_evaluator_set_progress(gtl_evaluator *evaluator, gtl_eval_progres
     return GTL_STATUS_OK;
 }
 
+/* The end of a successful run: a host callback may have left a message from a
+ * failed call of its own, but a successful public call clears the message. */
+static gtl_status run_done(gtl_status st)
+{
+    if (st == GTL_STATUS_OK)
+        gtl__clear_error();
+    return st;
+}
+
 /* Shared checks of the runners. */
 static gtl_status check_run(gtl_evaluator *ev, const gtl_dataset *src, const char *fn)
 {
@@ -386,7 +396,7 @@ gtl_status gtl_evaluator_run_episodic(gtl_evaluator *evaluator, const gtl_datase
     gtl_status st = check_run(evaluator, source, fn);
     if (st != GTL_STATUS_OK)
         return st;
-    return gtl__eval_run_episodic(evaluator, source, fn);
+    return run_done(gtl__eval_run_episodic(evaluator, source, fn));
 }
 
 gtl_status gtl_evaluator_run_all_way(gtl_evaluator *evaluator, const gtl_dataset *source)
@@ -396,7 +406,7 @@ gtl_status gtl_evaluator_run_all_way(gtl_evaluator *evaluator, const gtl_dataset
     gtl_status st = check_run(evaluator, source, fn);
     if (st != GTL_STATUS_OK)
         return st;
-    return gtl__eval_run_all_way(evaluator, source, fn);
+    return run_done(gtl__eval_run_all_way(evaluator, source, fn));
 }
 
 gtl_status gtl_evaluator_run_episode_list(gtl_evaluator *evaluator, const gtl_dataset *source,
@@ -409,7 +419,7 @@ gtl_status gtl_evaluator_run_episode_list(gtl_evaluator *evaluator, const gtl_da
         return st;
     if (list == NULL)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: list is NULL", fn);
-    return gtl__eval_run_list(evaluator, source, list, n, fn);
+    return run_done(gtl__eval_run_list(evaluator, source, list, n, fn));
 }
 
 static gtl_status check_results(const gtl_evaluator *ev, int32_t modality, const char *fn)

@@ -240,8 +240,12 @@ gtl_status gtl_model_init(gtl_model *model)
 gtl_status gtl__model_ensure_init(gtl_model *m, const char *fn)
 {
     if (m->initialized) {
-        /* Loss weights may change at any time: refresh them. */
-        head_config(m, &m->head.cfg);
+        /* Loss weights may change at any time: refresh them. Through a copy:
+         * head_config() starts from the defaults, so writing into
+         * m->head.cfg directly reset the class count it then reads to 2. */
+        gtl__head_config c;
+        head_config(m, &c);
+        m->head.cfg = c;
         return GTL_STATUS_OK;
     }
     gtl__head_config c;

@@ -2298,6 +2298,999 @@ static void check_handles_use_allocator(void)
     CHECK_OK(gtl_set_allocator(NULL, NULL, NULL, NULL));
 }
 
+/* ==== evaluation ================================================================
+ * eval.h, plus the functions that came with it: gtl_episode_from_indices and
+ * gtl_episode_source_indices (dataset.h), gtl_model_clone (model.h). This
+ * section is self-contained (enum values, pointer types, checks); main() calls
+ * check_evaluation(). */
+
+_Static_assert(GTL_EVAL_NEAREST_CENTROID == 0 && GTL_EVAL_CENTRED_CENTROID == 1 &&
+                   GTL_EVAL_LINEAR_PROBE == 2 && GTL_EVAL_CALLBACK == 3 && GTL_EVAL_GTL == 4,
+               "evaluation methods are ABI");
+_Static_assert(GTL_EVAL_N_WAY == 0 && GTL_EVAL_K_SHOT == 1 && GTL_EVAL_Q_QUERY == 2 &&
+                   GTL_EVAL_EPISODES == 3 && GTL_EVAL_SEED == 4 &&
+                   GTL_EVAL_SUPPORT_MODALITIES == 5 && GTL_EVAL_QUERY_MODALITIES == 6 &&
+                   GTL_EVAL_ALL_WAY_REPEATS == 7 && GTL_EVAL_PROBE_ITERS == 8 &&
+                   GTL_EVAL_PROBE_L2 == 9,
+               "evaluator settings are ABI");
+_Static_assert(GTL_EVAL_FORMAT_JSON == 0 && GTL_EVAL_FORMAT_MARKDOWN == 1,
+               "report formats are ABI");
+_Static_assert(GTL_EVAL_TOTAL == -1 && GTL_EVAL_NUM_MODALITIES == 32 &&
+                   GTL_EVAL_REPORT_EPISODES == 1u && GTL_EVAL_REPORT_NO_HEADER == 2u,
+               "evaluation constants and report flags are ABI");
+
+/* dataset.h (episode replay) and model.h (clone) */
+static gtl_status (*const p_episode_from_indices)(gtl_episode *, const gtl_dataset *,
+                                                  const int64_t *, int64_t, const int64_t *,
+                                                  int64_t, const int64_t *,
+                                                  int64_t) = gtl_episode_from_indices;
+static gtl_status (*const p_episode_source_indices)(const gtl_episode *, int32_t, int64_t *,
+                                                    size_t, int64_t *) = gtl_episode_source_indices;
+static gtl_status (*const p_model_clone)(const gtl_model *, gtl_model **) = gtl_model_clone;
+
+/* eval.h */
+static gtl_status (*const p_eval_nearest_centroid)(const gtl_dataset *, const gtl_dataset *,
+                                                   int32_t, int64_t *, size_t, float *,
+                                                   size_t) = gtl_eval_nearest_centroid;
+static gtl_status (*const p_eval_linear_probe)(const gtl_dataset *, const gtl_dataset *, int64_t,
+                                               float, int64_t *, size_t, float *,
+                                               size_t) = gtl_eval_linear_probe;
+static gtl_status (*const p_eval_accuracy)(const gtl_dataset *, const int64_t *, int64_t,
+                                           double *, double *, int64_t *,
+                                           size_t) = gtl_eval_accuracy;
+static gtl_status (*const p_eval_mean_ci)(const double *, int64_t, double *, double *,
+                                          int64_t *) = gtl_eval_mean_ci;
+static gtl_status (*const p_eval_confusion)(const gtl_dataset *, const int64_t *, int64_t,
+                                            int64_t, int64_t *, size_t) = gtl_eval_confusion;
+static gtl_status (*const p_evaluator_create)(gtl_eval_method,
+                                              gtl_evaluator **) = gtl_evaluator_create;
+static void (*const p_evaluator_destroy)(gtl_evaluator *) = gtl_evaluator_destroy;
+static gtl_status (*const p_evaluator_set_i64)(gtl_evaluator *, gtl_eval_param,
+                                               int64_t) = gtl_evaluator_set_i64;
+static gtl_status (*const p_evaluator_get_i64)(const gtl_evaluator *, gtl_eval_param,
+                                               int64_t *) = gtl_evaluator_get_i64;
+static gtl_status (*const p_evaluator_set_f32)(gtl_evaluator *, gtl_eval_param,
+                                               float) = gtl_evaluator_set_f32;
+static gtl_status (*const p_evaluator_get_f32)(const gtl_evaluator *, gtl_eval_param,
+                                               float *) = gtl_evaluator_get_f32;
+static gtl_status (*const p_evaluator_set_callback)(gtl_evaluator *, gtl_eval_fn,
+                                                    void *) = gtl_evaluator_set_callback;
+static gtl_status (*const p_evaluator_set_model)(gtl_evaluator *,
+                                                 const gtl_model *) = gtl_evaluator_set_model;
+static gtl_status (*const p_evaluator_set_progress)(gtl_evaluator *, gtl_eval_progress_fn,
+                                                    void *) = gtl_evaluator_set_progress;
+static gtl_status (*const p_evaluator_run_episodic)(
+    gtl_evaluator *, const gtl_dataset *) = gtl_evaluator_run_episodic;
+static gtl_status (*const p_evaluator_run_all_way)(gtl_evaluator *,
+                                                   const gtl_dataset *) = gtl_evaluator_run_all_way;
+static gtl_status (*const p_evaluator_run_episode_list)(
+    gtl_evaluator *, const gtl_dataset *, const int64_t *,
+    size_t) = gtl_evaluator_run_episode_list;
+static gtl_status (*const p_evaluator_result)(const gtl_evaluator *, int32_t, double *, double *,
+                                              int64_t *) = gtl_evaluator_result;
+static gtl_status (*const p_evaluator_accuracies)(const gtl_evaluator *, int32_t, double *,
+                                                  size_t, int64_t *) = gtl_evaluator_accuracies;
+static gtl_status (*const p_evaluator_episode_list)(const gtl_evaluator *, int64_t *, size_t,
+                                                    size_t *) = gtl_evaluator_episode_list;
+static gtl_status (*const p_evaluator_report)(const gtl_evaluator *, gtl_eval_format, uint32_t,
+                                              char *, size_t, size_t *) = gtl_evaluator_report;
+static gtl_status (*const p_evaluator_write_file)(
+    const gtl_evaluator *, gtl_eval_format, uint32_t, const char *) = gtl_evaluator_write_file;
+
+/* The callback typedefs, matched by these definitions (see eval_cb / eval_progress). */
+typedef struct eval_cb_state {
+    int mode;          /* 0: nearest centroid, 1: fail, 2: write nothing, 3: out of range,
+                        * 4: nearest centroid, then a failed call whose error it ignores */
+    int n_calls;
+    int bad;           /* support labels outside 0..N-1, or out_pred not preset to -1 */
+} eval_cb_state;
+
+static gtl_status eval_cb(void *user_data, const gtl_dataset *support, const gtl_dataset *query,
+                          int64_t *out_pred)
+{
+    eval_cb_state *s = user_data;
+    s->n_calls++;
+    int64_t nq = 0, n_cls = 0, end = 0;
+    if (gtl_dataset_size(query, &nq) != GTL_STATUS_OK ||
+        gtl_dataset_num_classes(support, &n_cls, &end) != GTL_STATUS_OK || n_cls != end)
+        s->bad++;
+    for (int64_t i = 0; i < nq; i++)
+        if (out_pred[i] != -1)
+            s->bad++;
+    switch (s->mode) {
+    case 0:
+        /* Support labels are 0..N-1 here, so the predicted labels are episode labels. */
+        return gtl_eval_nearest_centroid(support, query, 0, out_pred, (size_t)nq, NULL, 0);
+    case 1:
+        /* Sets its own message, which the runner keeps after its prefix. */
+        return gtl_dataset_size(NULL, &nq);
+    case 2:
+        return GTL_STATUS_OK;
+    case 4:
+        if (gtl_eval_nearest_centroid(support, query, 0, out_pred, (size_t)nq, NULL, 0) !=
+                GTL_STATUS_OK ||
+            gtl_dataset_size(NULL, &nq) != GTL_STATUS_INVALID_ARG)
+            s->bad++;
+        return GTL_STATUS_OK;
+    default:
+        for (int64_t i = 0; i < nq; i++)
+            out_pred[i] = n_cls;
+        return GTL_STATUS_OK;
+    }
+}
+static const gtl_eval_fn p_eval_cb = eval_cb;
+
+typedef struct eval_progress_state {
+    int n_calls, cancel_at, bad;
+    int64_t n_episodes;
+} eval_progress_state;
+
+static int eval_progress(void *user_data, int64_t episode, int64_t n_episodes, double accuracy)
+{
+    eval_progress_state *s = user_data;
+    s->n_calls++;
+    if (episode != s->n_calls || !(accuracy >= 0.0 && accuracy <= 1.0))
+        s->bad++;
+    s->n_episodes = n_episodes;
+    return s->cancel_at > 0 && s->n_calls >= s->cancel_at;
+}
+static const gtl_eval_progress_fn p_eval_progress = eval_progress;
+
+/* Support: the first photo of each class (rows 0, 6, 12, 18). Query: the
+ * other photos and all sketches of each class (20 rows), labels 10..40 or
+ * (with cls_labels) 0..3. */
+static gtl_dataset *eval_support(void)
+{
+    gtl_dataset *ds = NULL;
+    CHECK_OK(gtl_dataset_create(FD, &ds));
+    for (int c = 0; c < N_CLS; c++) {
+        int i = c * PER_CLS;
+        CHECK_OK(gtl_dataset_add(ds, base_x + i * FD, 1, base_label + i, base_mod + i,
+                                 base_pair + i));
+    }
+    return ds;
+}
+
+static gtl_dataset *eval_query(int cls_labels, int64_t *rows)
+{
+    gtl_dataset *ds = NULL;
+    CHECK_OK(gtl_dataset_create(FD, &ds));
+    int n = 0;
+    for (int i = 0; i < N_BASE; i++) {
+        if (i % PER_CLS == 0)
+            continue;
+        CHECK_OK(gtl_dataset_add(ds, base_x + i * FD, 1, cls_labels ? base_cls + i : base_label + i,
+                                 base_mod + i, base_pair + i));
+        if (rows != NULL)
+            rows[n] = i;
+        n++;
+    }
+    return ds;
+}
+
+enum { EQ = N_BASE - N_CLS };   /* query rows of eval_query() */
+
+static void check_eval_baselines(void)
+{
+    gtl_dataset *sup = eval_support(), *qry = eval_query(0, NULL), *empty = NULL,
+                *half = NULL;
+    int64_t rows[EQ];
+    gtl_dataset_destroy(eval_query(0, rows));
+    CHECK_OK(gtl_dataset_create(FD, &empty));
+    CHECK_OK(gtl_dataset_create(FD / 2, &half));
+    CHECK_OK(gtl_dataset_add(half, base_x, 2, base_label, NULL, NULL));
+    int64_t pred[EQ];
+    float scores[EQ * N_CLS];
+
+    /* The classes are well separated: every query is classified right, by
+     * label value; the score columns are the classes in increasing label order. */
+    for (int32_t centred = 0; centred <= 1; centred++) {
+        for (int i = 0; i < EQ; i++)
+            pred[i] = -7;
+        CHECK_OK(p_eval_nearest_centroid(sup, qry, centred, pred, EQ, scores, EQ * N_CLS));
+        for (int i = 0; i < EQ; i++) {
+            CHECK(pred[i] == base_label[rows[i]]);
+            int best = 0;
+            for (int c = 0; c < N_CLS; c++) {
+                CHECK(scores[i * N_CLS + c] >= -1.0001f && scores[i * N_CLS + c] <= 1.0001f);
+                if (scores[i * N_CLS + c] > scores[i * N_CLS + best])
+                    best = c;
+            }
+            CHECK(10 * (best + 1) == pred[i]);
+        }
+        /* Scores are optional. */
+        CHECK_OK(gtl_eval_nearest_centroid(sup, qry, centred, pred, EQ, NULL, 0));
+    }
+    float probs[EQ * N_CLS], probs2[EQ * N_CLS];
+    CHECK_OK(p_eval_linear_probe(sup, qry, 50, 0.01f, pred, EQ, probs, EQ * N_CLS));
+    for (int i = 0; i < EQ; i++) {
+        CHECK(pred[i] == base_label[rows[i]]);
+        double sum = 0;
+        for (int c = 0; c < N_CLS; c++)
+            sum += probs[i * N_CLS + c];
+        CHECK(abs_d(sum - 1.0) < 1e-5);
+    }
+    /* Deterministic: the same bits again. */
+    CHECK_OK(gtl_eval_linear_probe(sup, qry, 50, 0.01f, pred, EQ, probs2, EQ * N_CLS));
+    CHECK(memcmp(probs, probs2, sizeof probs) == 0);
+    CHECK_OK(gtl_eval_linear_probe(sup, qry, 1, 0.0f, pred, EQ, NULL, 0));
+
+    /* Refusals write nothing. */
+    for (int i = 0; i < EQ; i++)
+        pred[i] = -7;
+    CHECK_FAIL(gtl_eval_nearest_centroid(NULL, qry, 0, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_nearest_centroid");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, NULL, 0, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_nearest_centroid");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, qry, 0, NULL, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_nearest_centroid");
+    CHECK_FAIL(gtl_eval_nearest_centroid(empty, qry, 0, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "empty");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, empty, 0, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "empty");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, half, 0, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "feature sizes differ");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, qry, 2, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "centred");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, qry, -1, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "centred");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, qry, 0, pred, EQ - 1, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "pred_capacity");
+    CHECK_FAIL(gtl_eval_nearest_centroid(sup, qry, 0, pred, EQ, scores, EQ * N_CLS - 1),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK_FAIL(gtl_eval_linear_probe(NULL, qry, 10, 0.01f, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_linear_probe");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 10, 0.01f, NULL, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_linear_probe");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, half, 10, 0.01f, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "feature sizes differ");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 0, 0.01f, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "n_iters");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 1000001, 0.01f, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "n_iters");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 10, -0.5f, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "l2");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 10, NAN, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "l2");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 10, INFINITY, pred, EQ, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "l2");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 10, 0.01f, pred, 3, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "pred_capacity");
+    CHECK_FAIL(gtl_eval_linear_probe(sup, qry, 10, 0.01f, pred, EQ, probs, 4),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    for (int i = 0; i < EQ; i++)
+        CHECK(pred[i] == -7);
+
+    gtl_dataset_destroy(sup);
+    gtl_dataset_destroy(qry);
+    gtl_dataset_destroy(empty);
+    gtl_dataset_destroy(half);
+    check_no_memory("evaluation baselines");
+}
+
+static void check_eval_metrics(void)
+{
+    int64_t rows[EQ];
+    gtl_dataset *qry = eval_query(1, rows), *empty = NULL;
+    CHECK_OK(gtl_dataset_create(FD, &empty));
+    /* Predictions (class indices 0..3): right except query rows 0 (a photo)
+     * and 3 (a sketch), which are predicted as the next class. */
+    int64_t pred[EQ];
+    for (int i = 0; i < EQ; i++)
+        pred[i] = base_cls[rows[i]];
+    pred[0] = (pred[0] + 1) % N_CLS;
+    pred[3] = (pred[3] + 1) % N_CLS;
+    CHECK(base_mod[rows[0]] == GTL_MODALITY_RGB && base_mod[rows[3]] == GTL_MODALITY_SKETCH);
+    const int n_rgb = N_CLS * 2, n_sketch = N_CLS * 3;
+
+    double acc = -1, macc[GTL_EVAL_NUM_MODALITIES];
+    int64_t mcnt[GTL_EVAL_NUM_MODALITIES];
+    CHECK_OK(p_eval_accuracy(qry, pred, EQ, &acc, macc, mcnt, GTL_EVAL_NUM_MODALITIES));
+    CHECK(close_to(acc, (EQ - 2.0) / EQ, 1e-12));
+    CHECK(close_to(macc[GTL_MODALITY_RGB], (n_rgb - 1.0) / n_rgb, 1e-12));
+    CHECK(close_to(macc[GTL_MODALITY_SKETCH], (n_sketch - 1.0) / n_sketch, 1e-12));
+    CHECK(mcnt[GTL_MODALITY_RGB] == n_rgb && mcnt[GTL_MODALITY_SKETCH] == n_sketch);
+    for (int m = 2; m < GTL_EVAL_NUM_MODALITIES; m++)
+        CHECK(isnan(macc[m]) && mcnt[m] == 0);
+    CHECK_OK(gtl_eval_accuracy(qry, pred, EQ, NULL, NULL, NULL, 0));
+    CHECK_OK(gtl_eval_accuracy(qry, pred, EQ, &acc, NULL, mcnt, GTL_EVAL_NUM_MODALITIES));
+
+    CHECK_FAIL(gtl_eval_accuracy(NULL, pred, EQ, &acc, NULL, NULL, 0), GTL_STATUS_INVALID_ARG,
+               "gtl_eval_accuracy");
+    CHECK_FAIL(gtl_eval_accuracy(qry, NULL, EQ, &acc, NULL, NULL, 0), GTL_STATUS_INVALID_ARG,
+               "gtl_eval_accuracy");
+    CHECK_FAIL(gtl_eval_accuracy(qry, pred, EQ - 1, &acc, NULL, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "n_pred");
+    CHECK_FAIL(gtl_eval_accuracy(empty, pred, 0, &acc, NULL, NULL, 0), GTL_STATUS_INVALID_ARG,
+               "n_pred");
+    mcnt[0] = -5;
+    CHECK_FAIL(gtl_eval_accuracy(qry, pred, EQ, &acc, macc, mcnt, GTL_EVAL_NUM_MODALITIES - 1),
+               GTL_STATUS_INVALID_ARG, "modality_capacity");
+    CHECK(mcnt[0] == -5);
+
+    /* Mean and 95% interval, NaN skipped: 0.5, 1, 0.75 -> 0.75, sd 0.25. */
+    const double v[4] = {0.5, 1.0, NAN, 0.75};
+    double mean = -1, ci = -1;
+    int64_t used = -1;
+    CHECK_OK(p_eval_mean_ci(v, 4, &mean, &ci, &used));
+    CHECK(close_to(mean, 0.75, 1e-12) && used == 3);
+    CHECK(close_to(ci, 1.96 * 0.25 / sqrt(3.0), 1e-12));
+    CHECK_OK(gtl_eval_mean_ci(v, 1, &mean, &ci, &used));
+    CHECK(mean == 0.5 && isnan(ci) && used == 1);
+    CHECK_OK(gtl_eval_mean_ci(v + 2, 1, &mean, &ci, NULL));
+    CHECK(isnan(mean) && isnan(ci));
+    CHECK_OK(gtl_eval_mean_ci(v, 4, NULL, NULL, NULL));
+    const double inf[2] = {0.5, INFINITY};
+    CHECK_FAIL(gtl_eval_mean_ci(inf, 2, &mean, &ci, &used), GTL_STATUS_INVALID_ARG, "infinite");
+    CHECK_FAIL(gtl_eval_mean_ci(NULL, 2, &mean, &ci, &used), GTL_STATUS_INVALID_ARG,
+               "gtl_eval_mean_ci");
+    CHECK_FAIL(gtl_eval_mean_ci(v, 0, &mean, &ci, &used), GTL_STATUS_INVALID_ARG,
+               "gtl_eval_mean_ci");
+
+    /* Confusion: the diagonal plus the two shifted predictions. */
+    int64_t mat[N_CLS * N_CLS], want[N_CLS * N_CLS];
+    memset(want, 0, sizeof want);
+    for (int i = 0; i < EQ; i++)
+        want[base_cls[rows[i]] * N_CLS + pred[i]]++;
+    CHECK(want[0] + want[5] + want[10] + want[15] == EQ - 2);
+    CHECK_OK(p_eval_confusion(qry, pred, EQ, N_CLS, mat, N_CLS * N_CLS));
+    CHECK(memcmp(mat, want, sizeof mat) == 0);
+    int64_t big[36];
+    CHECK_OK(gtl_eval_confusion(qry, pred, EQ, 6, big, 36));
+    for (int t = 0; t < 6; t++)
+        for (int p = 0; p < 6; p++)
+            CHECK(big[t * 6 + p] == (t < N_CLS && p < N_CLS ? want[t * N_CLS + p] : 0));
+    memset(mat, 0x55, sizeof mat);
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ, N_CLS, mat, N_CLS * N_CLS - 1),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ, N_CLS - 1, mat, N_CLS * N_CLS),
+               GTL_STATUS_INVALID_ARG, "outside");
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ, 0, mat, N_CLS * N_CLS), GTL_STATUS_INVALID_ARG,
+               "n_classes");
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ, 65537, mat, N_CLS * N_CLS),
+               GTL_STATUS_INVALID_ARG, "n_classes");
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ - 1, N_CLS, mat, N_CLS * N_CLS),
+               GTL_STATUS_INVALID_ARG, "n_pred");
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ, N_CLS, NULL, N_CLS * N_CLS),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_confusion");
+    CHECK_FAIL(gtl_eval_confusion(NULL, pred, EQ, N_CLS, mat, N_CLS * N_CLS),
+               GTL_STATUS_INVALID_ARG, "gtl_eval_confusion");
+    pred[5] = -1;
+    CHECK_FAIL(gtl_eval_confusion(qry, pred, EQ, N_CLS, mat, N_CLS * N_CLS),
+               GTL_STATUS_INVALID_ARG, "outside");
+    for (int i = 0; i < N_CLS * N_CLS; i++)
+        CHECK(mat[i] == 0x5555555555555555);
+
+    gtl_dataset_destroy(qry);
+    gtl_dataset_destroy(empty);
+    check_no_memory("evaluation metrics");
+}
+
+/* Row i of a and row i of b are the same sample (features, label, modality, pair). */
+static int same_rows(const gtl_dataset *a, const gtl_dataset *b)
+{
+    int64_t na = -1, nb = -2;
+    CHECK_OK(gtl_dataset_size(a, &na));
+    CHECK_OK(gtl_dataset_size(b, &nb));
+    if (na != nb)
+        return 0;
+    for (int64_t i = 0; i < na; i++) {
+        float xa[FD], xb[FD];
+        int64_t la, lb, pa, pb;
+        int32_t ma, mb;
+        CHECK_OK(gtl_dataset_get(a, i, xa, FD, &la, &ma, &pa));
+        CHECK_OK(gtl_dataset_get(b, i, xb, FD, &lb, &mb, &pb));
+        if (memcmp(xa, xb, sizeof xa) != 0 || la != lb || ma != mb || pa != pb)
+            return 0;
+    }
+    return 1;
+}
+
+static void check_episode_replay(void)
+{
+    const uint32_t rgb = GTL_MODALITY_BIT(GTL_MODALITY_RGB);
+    const uint32_t sketch = GTL_MODALITY_BIT(GTL_MODALITY_SKETCH);
+    gtl_dataset *ds = make_base();
+    gtl_episode *ep = NULL, *ep2 = NULL;
+    CHECK_OK(gtl_episode_create(&ep));
+    CHECK_OK(gtl_episode_create(&ep2));
+    int64_t idx[N_BASE], n = -1;
+
+    CHECK_FAIL(p_episode_source_indices(ep, 0, NULL, 0, &n), GTL_STATUS_BAD_STATE, "not sampled");
+    CHECK(n == 0);
+    CHECK_FAIL(gtl_episode_source_indices(NULL, 0, NULL, 0, &n), GTL_STATUS_INVALID_ARG,
+               "gtl_episode_source_indices");
+
+    CHECK_OK(gtl_episode_sample(ep, ds, 3, 1, 2, rgb | sketch, rgb | sketch, 77));
+    int64_t cls[3], sup_idx[6], qry_idx[6], n_sup = 0, n_qry = 0;
+    for (int c = 0; c < 3; c++)
+        CHECK_OK(gtl_episode_class_label(ep, c, &cls[c]));
+    CHECK_OK(gtl_episode_source_indices(ep, 0, NULL, 0, &n_sup));
+    CHECK_OK(gtl_episode_source_indices(ep, 1, NULL, 0, &n_qry));
+    CHECK(n_sup == 6 && n_qry == 6);
+    CHECK_OK(gtl_episode_source_indices(ep, 0, sup_idx, 6, &n));
+    CHECK(n == 6);
+    CHECK_OK(gtl_episode_source_indices(ep, 1, qry_idx, 6, &n));
+    CHECK(n == 6);
+    /* The recorded rows are the rows of the sets. */
+    for (int i = 0; i < 6; i++) {
+        int64_t lab = -1;
+        CHECK(sup_idx[i] >= 0 && sup_idx[i] < N_BASE && qry_idx[i] >= 0 && qry_idx[i] < N_BASE);
+        CHECK_OK(gtl_dataset_get(gtl_episode_support(ep), i, NULL, 0, &lab, NULL, NULL));
+        CHECK(lab >= 0 && lab < 3 && base_label[sup_idx[i]] == cls[lab]);
+    }
+    CHECK_FAIL(gtl_episode_source_indices(ep, 2, idx, N_BASE, &n), GTL_STATUS_INVALID_ARG,
+               "side");
+    CHECK_FAIL(gtl_episode_source_indices(ep, -1, idx, N_BASE, &n), GTL_STATUS_INVALID_ARG,
+               "side");
+    idx[0] = -9;
+    CHECK_FAIL(gtl_episode_source_indices(ep, 0, idx, 5, &n), GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK(idx[0] == -9 && n == 0);
+    CHECK_FAIL(gtl_episode_source_indices(ep, 0, idx, 6, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_episode_source_indices");
+
+    /* Rebuilt from the indices: row-for-row the same episode. */
+    CHECK_OK(p_episode_from_indices(ep2, ds, cls, 3, sup_idx, 6, qry_idx, 6));
+    CHECK(same_rows(gtl_episode_support(ep), gtl_episode_support(ep2)));
+    CHECK(same_rows(gtl_episode_query(ep), gtl_episode_query(ep2)));
+    for (int c = 0; c < 3; c++) {
+        int64_t lab = -1;
+        CHECK_OK(gtl_episode_class_label(ep2, c, &lab));
+        CHECK(lab == cls[c]);
+    }
+    CHECK_OK(gtl_episode_source_indices(ep2, 1, idx, N_BASE, &n));
+    CHECK(n == 6 && memcmp(idx, qry_idx, sizeof qry_idx) == 0);
+
+    /* A hand-made episode: labels follow the order of class_labels; no query set. */
+    const int64_t two[2] = {40, 10}, rows2[3] = {0, 18, 19};
+    CHECK_OK(gtl_episode_from_indices(ep2, ds, two, 2, rows2, 3, NULL, 0));
+    int64_t l0 = -1, l1 = -1, l2 = -1;
+    CHECK_OK(gtl_dataset_get(gtl_episode_support(ep2), 0, NULL, 0, &l0, NULL, NULL));
+    CHECK_OK(gtl_dataset_get(gtl_episode_support(ep2), 1, NULL, 0, &l1, NULL, NULL));
+    CHECK_OK(gtl_dataset_get(gtl_episode_support(ep2), 2, NULL, 0, &l2, NULL, NULL));
+    CHECK(l0 == 1 && l1 == 0 && l2 == 0);
+    CHECK_OK(gtl_dataset_size(gtl_episode_query(ep2), &n));
+    CHECK(n == 0);
+
+    /* Refusals leave the episode as it was. */
+    const int64_t rep[2] = {10, 10}, bad_row[1] = {N_BASE}, neg_row[1] = {-1}, other[1] = {6};
+    CHECK_FAIL(gtl_episode_from_indices(NULL, ds, cls, 3, sup_idx, 6, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "gtl_episode_from_indices");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, NULL, cls, 3, sup_idx, 6, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "gtl_episode_from_indices");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, NULL, 3, sup_idx, 6, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "gtl_episode_from_indices");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, cls, 3, NULL, 6, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "gtl_episode_from_indices");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, cls, 3, sup_idx, 6, NULL, 6),
+               GTL_STATUS_INVALID_ARG, "gtl_episode_from_indices");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, cls, 0, sup_idx, 6, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "n_way");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, cls, 3, sup_idx, 0, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "n_support");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, cls, 3, sup_idx, N_BASE + 1, qry_idx, 6),
+               GTL_STATUS_INVALID_ARG, "n_support");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, cls, 3, sup_idx, 6, qry_idx, -1),
+               GTL_STATUS_INVALID_ARG, "n_query");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, rep, 2, rows2, 1, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "repeated");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, two, 2, bad_row, 1, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "outside");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, two, 2, rows2, 1, neg_row, 1),
+               GTL_STATUS_INVALID_ARG, "outside");
+    CHECK_FAIL(gtl_episode_from_indices(ep2, ds, two, 2, other, 1, NULL, 0),
+               GTL_STATUS_INVALID_ARG, "not one of the episode's classes");
+    CHECK_OK(gtl_dataset_size(gtl_episode_support(ep2), &n));
+    CHECK(n == 3);
+    CHECK_OK(gtl_episode_class_label(ep2, 0, &l0));
+    CHECK(l0 == 40);
+
+    gtl_episode_destroy(ep);
+    gtl_episode_destroy(ep2);
+    gtl_dataset_destroy(ds);
+    check_no_memory("episode replay");
+}
+
+static void check_model_clone(void)
+{
+    gtl_model *m = tiny_model(21), *c = SENTINEL(gtl_model);
+    CHECK_FAIL(p_model_clone(m, NULL), GTL_STATUS_INVALID_ARG, "gtl_model_clone");
+    CHECK_FAIL(gtl_model_clone(NULL, &c), GTL_STATUS_INVALID_ARG, "gtl_model_clone");
+    CHECK(c == NULL);
+    c = SENTINEL(gtl_model);
+    CHECK_FAIL(gtl_model_clone(m, &c), GTL_STATUS_BAD_STATE, "not initialised");
+    CHECK(c == NULL);
+
+    /* A trained model with a classifier: the copy predicts the same bits,
+     * and the same training step on both (fresh optimizers) gives the same
+     * statistics and predictions. */
+    gtl_optimizer *opt = NULL, *opt2 = NULL;
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
+    CHECK_OK(gtl_model_set_stage(m, GTL_STAGE_B2, N_CLS));
+    float stats[GTL_STAT_COUNT], stats2[GTL_STAT_COUNT];
+    CHECK_OK(gtl_model_train_step(m, opt, base_x, 8, FD, base_cls, stats, GTL_STAT_COUNT));
+    CHECK_OK(p_model_clone(m, &c));
+    CHECK(c != NULL && c != m);
+    int64_t nc = 0;
+    CHECK_OK(gtl_model_get_i64(c, GTL_MODEL_NUM_CLASSES, &nc));
+    CHECK(nc == N_CLS);
+    int64_t lab[N_BASE], lab2[N_BASE];
+    float pr[N_BASE * N_CLS], pr2[N_BASE * N_CLS];
+    CHECK_OK(gtl_model_predict(m, base_x, N_BASE, FD, lab, pr, N_BASE * N_CLS));
+    CHECK_OK(gtl_model_predict(c, base_x, N_BASE, FD, lab2, pr2, N_BASE * N_CLS));
+    CHECK(memcmp(lab, lab2, sizeof lab) == 0 && memcmp(pr, pr2, sizeof pr) == 0);
+    gtl_optimizer_destroy(opt);
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt));
+    CHECK_OK(gtl_optimizer_create(GTL_OPTIM_ADAM, &opt2));
+    CHECK_OK(gtl_model_train_step(m, opt, base_x + 8 * FD, 8, FD, base_cls + 8, stats,
+                                  GTL_STAT_COUNT));
+    CHECK_OK(gtl_model_train_step(c, opt2, base_x + 8 * FD, 8, FD, base_cls + 8, stats2,
+                                  GTL_STAT_COUNT));
+    CHECK(memcmp(stats, stats2, sizeof stats) == 0);
+    CHECK_OK(gtl_model_predict(m, base_x, N_BASE, FD, lab, pr, N_BASE * N_CLS));
+    CHECK_OK(gtl_model_predict(c, base_x, N_BASE, FD, lab2, pr2, N_BASE * N_CLS));
+    CHECK(memcmp(pr, pr2, sizeof pr) == 0);
+    gtl_model_destroy(c);
+    c = NULL;
+
+    /* Gradients pending: refused. */
+    CHECK_OK(gtl_model_forward_backward(m, base_x, 8, FD, base_cls, stats, GTL_STAT_COUNT));
+    c = SENTINEL(gtl_model);
+    CHECK_FAIL(gtl_model_clone(m, &c), GTL_STATUS_BAD_STATE, "pending");
+    CHECK(c == NULL);
+    float gn = 0;
+    CHECK_OK(gtl_model_apply(m, opt, &gn));
+    CHECK_OK(gtl_model_clone(m, &c));
+    /* The copy is independent: destroying the original leaves it usable. */
+    gtl_model_destroy(m);
+    CHECK_OK(gtl_model_predict(c, base_x, N_BASE, FD, lab, pr, N_BASE * N_CLS));
+    gtl_model_destroy(c);
+    gtl_optimizer_destroy(opt);
+    gtl_optimizer_destroy(opt2);
+    check_no_memory("model clone");
+}
+
+/* The text of a report (NUL-terminated, caller frees with free()), or NULL. */
+static char *eval_report_text(const gtl_evaluator *ev, gtl_eval_format format, uint32_t flags)
+{
+    size_t len = 0;
+    CHECK_OK(gtl_evaluator_report(ev, format, flags, NULL, 0, &len));
+    char *text = malloc(len + 1);
+    if (text == NULL)
+        return NULL;
+    size_t len2 = 0;
+    CHECK_OK(p_evaluator_report(ev, format, flags, text, len + 1, &len2));
+    CHECK(len2 == len && strlen(text) == len);
+    return text;
+}
+
+static void check_evaluator_settings(void)
+{
+    gtl_evaluator *ev = SENTINEL(gtl_evaluator);
+    CHECK_FAIL(p_evaluator_create(GTL_EVAL_NEAREST_CENTROID, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_create");
+    CHECK_FAIL(gtl_evaluator_create((gtl_eval_method)5, &ev), GTL_STATUS_INVALID_ARG,
+               "unknown method");
+    CHECK(ev == NULL);
+    ev = SENTINEL(gtl_evaluator);
+    CHECK_FAIL(gtl_evaluator_create((gtl_eval_method)-1, &ev), GTL_STATUS_INVALID_ARG,
+               "unknown method");
+    CHECK(ev == NULL);
+    gtl_evaluator_destroy(NULL);
+    p_evaluator_destroy(NULL);
+
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_LINEAR_PROBE, &ev));
+    /* The documented defaults. */
+    const int64_t defaults[9] = {5, 1, 15, 600, 0, 3, 0xffffffff, 1, 100};
+    for (int k = 0; k <= GTL_EVAL_PROBE_ITERS; k++) {
+        int64_t v = -1;
+        CHECK_OK(p_evaluator_get_i64(ev, (gtl_eval_param)k, &v));
+        CHECK(v == defaults[k]);
+    }
+    float f = -1;
+    CHECK_OK(p_evaluator_get_f32(ev, GTL_EVAL_PROBE_L2, &f));
+    CHECK(f == 0.01f);
+
+    /* Ranges (each refusal keeps the value). */
+    int64_t v = -1;
+    CHECK_OK(p_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 65536));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 1));
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 0), GTL_STATUS_INVALID_ARG, "n_way");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 65537), GTL_STATUS_INVALID_ARG,
+               "n_way");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_K_SHOT, 0), GTL_STATUS_INVALID_ARG, "k_shot");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_Q_QUERY, -1), GTL_STATUS_INVALID_ARG,
+               "q_query");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_EPISODES, 0), GTL_STATUS_INVALID_ARG,
+               "episodes");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, -1), GTL_STATUS_INVALID_ARG, "seed");
+    /* Any seed >= 0 (eval.h), up to INT64_MAX. */
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, INT64_MAX));
+    CHECK_OK(gtl_evaluator_get_i64(ev, GTL_EVAL_SEED, &v));
+    CHECK(v == INT64_MAX);
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, 0));
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_SUPPORT_MODALITIES, 0), GTL_STATUS_INVALID_ARG,
+               "support_modalities");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_QUERY_MODALITIES, (int64_t)1 << 32),
+               GTL_STATUS_INVALID_ARG, "query_modalities");
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_QUERY_MODALITIES, 0xffffffff));
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_ALL_WAY_REPEATS, 0), GTL_STATUS_INVALID_ARG,
+               "all_way_repeats");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_PROBE_ITERS, 1000001), GTL_STATUS_INVALID_ARG,
+               "probe_iters");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, GTL_EVAL_PROBE_L2, 1), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_f32");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, (gtl_eval_param)10, 1), GTL_STATUS_INVALID_ARG,
+               "unknown key");
+    CHECK_FAIL(gtl_evaluator_set_i64(ev, (gtl_eval_param)-1, 1), GTL_STATUS_INVALID_ARG,
+               "unknown key");
+    CHECK_FAIL(gtl_evaluator_set_i64(NULL, GTL_EVAL_N_WAY, 5), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_i64");
+    v = -1;
+    CHECK_OK(gtl_evaluator_get_i64(ev, GTL_EVAL_N_WAY, &v));
+    CHECK(v == 1);
+    CHECK_OK(gtl_evaluator_get_i64(ev, GTL_EVAL_PROBE_ITERS, &v));
+    CHECK(v == 100);
+    CHECK_FAIL(gtl_evaluator_get_i64(ev, GTL_EVAL_PROBE_L2, &v), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_get_f32");
+    CHECK(v == 0);
+    CHECK_FAIL(gtl_evaluator_get_i64(ev, GTL_EVAL_N_WAY, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_get_i64");
+    CHECK_FAIL(gtl_evaluator_get_i64(NULL, GTL_EVAL_N_WAY, &v), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_get_i64");
+
+    CHECK_OK(p_evaluator_set_f32(ev, GTL_EVAL_PROBE_L2, 0.0f));
+    CHECK_OK(gtl_evaluator_set_f32(ev, GTL_EVAL_PROBE_L2, 0.25f));
+    CHECK_FAIL(gtl_evaluator_set_f32(ev, GTL_EVAL_PROBE_L2, -0.5f), GTL_STATUS_INVALID_ARG,
+               "probe_l2");
+    CHECK_FAIL(gtl_evaluator_set_f32(ev, GTL_EVAL_PROBE_L2, 2e6f), GTL_STATUS_INVALID_ARG,
+               "probe_l2");
+    CHECK_FAIL(gtl_evaluator_set_f32(ev, GTL_EVAL_PROBE_L2, NAN), GTL_STATUS_INVALID_ARG,
+               "probe_l2");
+    CHECK_FAIL(gtl_evaluator_set_f32(ev, GTL_EVAL_PROBE_L2, INFINITY), GTL_STATUS_INVALID_ARG,
+               "probe_l2");
+    CHECK_FAIL(gtl_evaluator_set_f32(ev, GTL_EVAL_N_WAY, 3.0f), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_i64");
+    CHECK_FAIL(gtl_evaluator_set_f32(NULL, GTL_EVAL_PROBE_L2, 0.1f), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_f32");
+    CHECK_OK(gtl_evaluator_get_f32(ev, GTL_EVAL_PROBE_L2, &f));
+    CHECK(f == 0.25f);
+    CHECK_FAIL(gtl_evaluator_get_f32(ev, GTL_EVAL_SEED, &f), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_get_i64");
+    CHECK(f == 0.0f);
+    CHECK_FAIL(gtl_evaluator_get_f32(ev, GTL_EVAL_PROBE_L2, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_get_f32");
+
+    /* Method-specific setters: BAD_STATE for the wrong method. */
+    eval_cb_state cs;
+    memset(&cs, 0, sizeof cs);
+    gtl_model *m = tiny_model(3);
+    CHECK_FAIL(p_evaluator_set_callback(ev, eval_cb, &cs), GTL_STATUS_BAD_STATE, "not callback");
+    CHECK_FAIL(gtl_evaluator_set_callback(NULL, eval_cb, &cs), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_callback");
+    CHECK_FAIL(p_evaluator_set_model(ev, m), GTL_STATUS_BAD_STATE, "not gtl");
+    CHECK_FAIL(gtl_evaluator_set_model(NULL, m), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_model");
+    CHECK_OK(p_evaluator_set_progress(ev, eval_progress, NULL));
+    CHECK_OK(gtl_evaluator_set_progress(ev, NULL, NULL));
+    CHECK_FAIL(gtl_evaluator_set_progress(NULL, eval_progress, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_progress");
+
+    /* No results yet. */
+    double mean = 7, ci = 7;
+    int64_t n = 7;
+    size_t sn = 7;
+    CHECK_FAIL(p_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, &ci, &n), GTL_STATUS_BAD_STATE,
+               "no results");
+    CHECK(mean == 0 && ci == 0 && n == 0);
+    CHECK_FAIL(p_evaluator_accuracies(ev, GTL_EVAL_TOTAL, NULL, 0, &n), GTL_STATUS_BAD_STATE,
+               "no results");
+    CHECK_FAIL(p_evaluator_episode_list(ev, NULL, 0, &sn), GTL_STATUS_BAD_STATE, "no results");
+    CHECK(sn == 0);
+    CHECK_FAIL(gtl_evaluator_report(ev, GTL_EVAL_FORMAT_JSON, 0, NULL, 0, &sn),
+               GTL_STATUS_BAD_STATE, "no results");
+    CHECK_FAIL(p_evaluator_write_file(ev, GTL_EVAL_FORMAT_JSON, 0, "gtl_abi_eval_none.json"),
+               GTL_STATUS_BAD_STATE, "no results");
+    FILE *none = fopen("gtl_abi_eval_none.json", "rb");
+    CHECK(none == NULL);
+    if (none != NULL)
+        fclose(none);
+
+    /* The callback and GTL methods need their callback / model before a run. */
+    gtl_dataset *ds = make_base();
+    gtl_evaluator *cb = NULL, *g = NULL;
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_CALLBACK, &cb));
+    CHECK_FAIL(gtl_evaluator_run_episodic(cb, ds), GTL_STATUS_BAD_STATE, "no callback");
+    CHECK_OK(gtl_evaluator_set_callback(cb, eval_cb, &cs));
+    CHECK_OK(gtl_evaluator_set_callback(cb, NULL, NULL));
+    CHECK_FAIL(gtl_evaluator_run_all_way(cb, ds), GTL_STATUS_BAD_STATE, "no callback");
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_GTL, &g));
+    CHECK_FAIL(gtl_evaluator_run_episodic(g, ds), GTL_STATUS_BAD_STATE, "no model");
+    CHECK_FAIL(gtl_evaluator_set_model(g, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_set_model");
+    CHECK_FAIL(gtl_evaluator_set_model(g, m), GTL_STATUS_BAD_STATE, "not initialised");
+    CHECK_FAIL(gtl_evaluator_set_callback(g, eval_cb, &cs), GTL_STATUS_BAD_STATE, "not callback");
+
+    gtl_evaluator_destroy(cb);
+    gtl_evaluator_destroy(g);
+    gtl_model_destroy(m);
+    gtl_dataset_destroy(ds);
+    p_evaluator_destroy(ev);
+    check_no_memory("evaluator settings");
+}
+
+/* Episodic runs of nearest centroid, its replay, a callback doing the same,
+ * progress and cancellation, results and reports. */
+static void check_evaluator_runs(void)
+{
+    const uint32_t rgb = GTL_MODALITY_BIT(GTL_MODALITY_RGB);
+    const uint32_t sketch = GTL_MODALITY_BIT(GTL_MODALITY_SKETCH);
+    enum { NE = 12 };
+    gtl_dataset *ds = make_base(), *half = NULL;
+    CHECK_OK(gtl_dataset_create(FD / 2, &half));
+    CHECK_OK(gtl_dataset_add(half, base_x, 4, base_label, NULL, NULL));
+    gtl_evaluator *ev = NULL, *ev2 = NULL, *cb = NULL;
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_NEAREST_CENTROID, &ev));
+    /* 3-way, 1 photo + 1 sketch per class, 2 queries per class of either modality. */
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 3));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_Q_QUERY, 2));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_EPISODES, NE));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, 5));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_SUPPORT_MODALITIES, rgb | sketch));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_QUERY_MODALITIES, rgb | sketch));
+    eval_progress_state ps;
+    memset(&ps, 0, sizeof ps);
+    CHECK_OK(gtl_evaluator_set_progress(ev, p_eval_progress, &ps));
+
+    CHECK_FAIL(p_evaluator_run_episodic(NULL, ds), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_run_episodic");
+    CHECK_FAIL(gtl_evaluator_run_episodic(ev, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_run_episodic");
+    CHECK_OK(p_evaluator_run_episodic(ev, ds));
+    CHECK(ps.n_calls == NE && ps.n_episodes == NE && ps.bad == 0);
+
+    double mean = -1, ci = -1, acc[NE], acc2[NE];
+    int64_t n = -1;
+    CHECK_OK(p_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, &ci, &n));
+    CHECK(n == NE && mean >= 0.9 && mean <= 1.0 && ci >= 0.0);
+    CHECK_OK(gtl_evaluator_result(ev, GTL_MODALITY_SKETCH, &mean, NULL, NULL));
+    CHECK(mean >= 0.0 && mean <= 1.0);
+    CHECK_OK(gtl_evaluator_result(ev, GTL_MODALITY_DEPTH, &mean, &ci, &n));
+    CHECK(isnan(mean) && isnan(ci) && n == 0);
+    CHECK_FAIL(gtl_evaluator_result(ev, 32, &mean, &ci, &n), GTL_STATUS_INVALID_ARG, "modality");
+    CHECK_FAIL(gtl_evaluator_result(ev, -2, &mean, &ci, &n), GTL_STATUS_INVALID_ARG, "modality");
+    CHECK_FAIL(gtl_evaluator_result(NULL, GTL_EVAL_TOTAL, &mean, &ci, &n),
+               GTL_STATUS_INVALID_ARG, "gtl_evaluator_result");
+    CHECK_OK(gtl_evaluator_accuracies(ev, GTL_EVAL_TOTAL, NULL, 0, &n));
+    CHECK(n == NE);
+    CHECK_OK(p_evaluator_accuracies(ev, GTL_EVAL_TOTAL, acc, NE, &n));
+    double sum = 0;
+    for (int e = 0; e < NE; e++) {
+        CHECK(acc[e] >= 0.0 && acc[e] <= 1.0);
+        sum += acc[e];
+    }
+    CHECK_OK(gtl_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, NULL, NULL));
+    CHECK(close_to(mean, sum / NE, 1e-12));
+    acc2[0] = -3;
+    CHECK_FAIL(gtl_evaluator_accuracies(ev, GTL_EVAL_TOTAL, acc2, NE - 1, &n),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK(acc2[0] == -3 && n == 0);
+    CHECK_FAIL(gtl_evaluator_accuracies(ev, GTL_EVAL_TOTAL, acc2, NE, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_evaluator_accuracies");
+    CHECK_FAIL(gtl_evaluator_accuracies(ev, 40, acc2, NE, &n), GTL_STATUS_INVALID_ARG,
+               "modality");
+
+    /* The episode list: 3 + 3 classes + 6 support + 6 query values per episode. */
+    size_t len = 0;
+    CHECK_OK(gtl_evaluator_episode_list(ev, NULL, 0, &len));
+    CHECK(len == (size_t)NE * 18);
+    int64_t list[NE * 18], list2[NE * 18];
+    CHECK_OK(p_evaluator_episode_list(ev, list, NE * 18, &len));
+    CHECK(list[0] == 3 && list[1] == 6 && list[2] == 6);
+    CHECK_FAIL(gtl_evaluator_episode_list(ev, list2, NE * 18 - 1, &len), GTL_STATUS_INVALID_ARG,
+               "capacity");
+    CHECK_FAIL(gtl_evaluator_episode_list(ev, list2, NE * 18, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_episode_list");
+    CHECK_FAIL(gtl_evaluator_episode_list(NULL, list2, NE * 18, &len), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_episode_list");
+    /* Episode 0 is gtl_episode_sample() with the documented seed derivation. */
+    {
+        uint64_t z = 5 + 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        gtl_episode *ep = NULL;
+        CHECK_OK(gtl_episode_create(&ep));
+        CHECK_OK(gtl_episode_sample(ep, ds, 3, 1, 2, rgb | sketch, rgb | sketch, z));
+        int64_t si[6], qi[6], lab = -1;
+        CHECK_OK(gtl_episode_source_indices(ep, 0, si, 6, &n));
+        CHECK_OK(gtl_episode_source_indices(ep, 1, qi, 6, &n));
+        CHECK(memcmp(si, list + 6, sizeof si) == 0 && memcmp(qi, list + 12, sizeof qi) == 0);
+        CHECK_OK(gtl_episode_class_label(ep, 0, &lab));
+        CHECK(lab == list[3]);
+        gtl_episode_destroy(ep);
+    }
+
+    /* Replay on another evaluator: the same accuracies, the same list. */
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_NEAREST_CENTROID, &ev2));
+    CHECK_OK(p_evaluator_run_episode_list(ev2, ds, list, NE * 18));
+    CHECK_OK(gtl_evaluator_accuracies(ev2, GTL_EVAL_TOTAL, acc2, NE, &n));
+    CHECK(n == NE && memcmp(acc, acc2, sizeof acc) == 0);
+    CHECK_OK(gtl_evaluator_episode_list(ev2, list2, NE * 18, &len));
+    CHECK(len == NE * 18 && memcmp(list, list2, sizeof list) == 0);
+    CHECK_FAIL(gtl_evaluator_run_episode_list(ev2, ds, list, NE * 18 - 1),
+               GTL_STATUS_INVALID_ARG, "truncated");
+    CHECK_FAIL(gtl_evaluator_accuracies(ev2, GTL_EVAL_TOTAL, NULL, 0, &n), GTL_STATUS_BAD_STATE,
+               "no results");
+    CHECK_FAIL(gtl_evaluator_run_episode_list(ev2, ds, list, 0), GTL_STATUS_INVALID_ARG, "empty");
+    CHECK_FAIL(gtl_evaluator_run_episode_list(ev2, ds, NULL, 18), GTL_STATUS_INVALID_ARG,
+               "list");
+    CHECK_FAIL(gtl_evaluator_run_episode_list(NULL, ds, list, 18), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_run_episode_list");
+    list2[0] = 0;
+    CHECK_FAIL(gtl_evaluator_run_episode_list(ev2, ds, list2, 18), GTL_STATUS_INVALID_ARG,
+               "out of range");
+    memcpy(list2, list, 18 * sizeof(int64_t));
+    list2[6] = N_BASE;   /* a support row outside the source */
+    CHECK_FAIL(gtl_evaluator_run_episode_list(ev2, ds, list2, 18), GTL_STATUS_INVALID_ARG,
+               "episode 0");
+
+    /* A host callback doing nearest centroid: the same accuracies. */
+    eval_cb_state cs;
+    memset(&cs, 0, sizeof cs);
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_CALLBACK, &cb));
+    CHECK_OK(p_evaluator_set_callback(cb, p_eval_cb, &cs));
+    CHECK_OK(gtl_evaluator_set_i64(cb, GTL_EVAL_N_WAY, 3));
+    CHECK_OK(gtl_evaluator_set_i64(cb, GTL_EVAL_Q_QUERY, 2));
+    CHECK_OK(gtl_evaluator_set_i64(cb, GTL_EVAL_EPISODES, NE));
+    CHECK_OK(gtl_evaluator_set_i64(cb, GTL_EVAL_SEED, 5));
+    CHECK_OK(gtl_evaluator_set_i64(cb, GTL_EVAL_QUERY_MODALITIES, rgb | sketch));
+    CHECK_OK(gtl_evaluator_run_episodic(cb, ds));
+    CHECK(cs.n_calls == NE && cs.bad == 0);
+    CHECK_OK(gtl_evaluator_accuracies(cb, GTL_EVAL_TOTAL, acc2, NE, &n));
+    CHECK(memcmp(acc, acc2, sizeof acc) == 0);
+    /* A successful run clears the message, also one the callback left behind. */
+    cs.mode = 4;
+    CHECK_OK(gtl_evaluator_run_episodic(cb, ds));
+    CHECK_OK(gtl_evaluator_accuracies(cb, GTL_EVAL_TOTAL, acc2, NE, &n));
+    CHECK(memcmp(acc, acc2, sizeof acc) == 0);
+    /* Callback failures stop the run, name the episode, drop the results. */
+    cs.mode = 1;
+    CHECK_FAIL(gtl_evaluator_run_episodic(cb, ds), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_run_episodic: episode 0: the callback returned");
+    CHECK(strstr(gtl_last_error(), "gtl_dataset_size") != NULL);
+    CHECK_FAIL(gtl_evaluator_result(cb, GTL_EVAL_TOTAL, &mean, &ci, &n), GTL_STATUS_BAD_STATE,
+               "no results");
+    cs.mode = 2;
+    CHECK_FAIL(gtl_evaluator_run_all_way(cb, ds), GTL_STATUS_INVALID_ARG, "not written");
+    cs.mode = 3;
+    CHECK_FAIL(gtl_evaluator_run_episode_list(cb, ds, list, NE * 18), GTL_STATUS_INVALID_ARG,
+               "outside");
+    CHECK(cs.bad == 0);
+
+    /* Cancellation keeps the completed episodes. */
+    memset(&ps, 0, sizeof ps);
+    ps.cancel_at = 4;
+    CHECK_FAIL(gtl_evaluator_run_episodic(ev, ds), GTL_STATUS_CANCELLED, "cancelled");
+    CHECK_OK(gtl_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, &ci, &n));
+    CHECK(n == 4 && ps.n_calls == 4);
+    CHECK_OK(gtl_evaluator_accuracies(ev, GTL_EVAL_TOTAL, acc2, NE, &n));
+    CHECK(n == 4 && memcmp(acc, acc2, 4 * sizeof(double)) == 0);
+    CHECK_OK(gtl_evaluator_set_progress(ev, NULL, NULL));
+
+    /* Runs that cannot be done: INVALID_ARG naming the episode, no results. */
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 5));
+    CHECK_FAIL(gtl_evaluator_run_episodic(ev, ds), GTL_STATUS_INVALID_ARG, "episode 0");
+    CHECK_FAIL(gtl_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, &ci, &n), GTL_STATUS_BAD_STATE,
+               "no results");
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_N_WAY, 3));
+
+    /* All-way: every class, one photo and one sketch each as support; the
+     * rest of the class minus the support's pairs as test samples. */
+    CHECK_FAIL(p_evaluator_run_all_way(ev, NULL), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_run_all_way");
+    CHECK_FAIL(gtl_evaluator_run_all_way(NULL, ds), GTL_STATUS_INVALID_ARG,
+               "gtl_evaluator_run_all_way");
+    CHECK_OK(p_evaluator_run_all_way(ev, ds));
+    CHECK_OK(gtl_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, &ci, &n));
+    CHECK(n == 1 && mean >= 0.9 && isnan(ci));
+    CHECK_OK(gtl_evaluator_episode_list(ev, list2, NE * 18, &len));
+    CHECK(list2[0] == N_CLS && list2[1] == 2 * N_CLS && list2[2] >= 2 * N_CLS &&
+          list2[2] <= 4 * N_CLS && len == (size_t)(3 + N_CLS + list2[1] + list2[2]));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_ALL_WAY_REPEATS, 3));
+    CHECK_OK(gtl_evaluator_run_all_way(ev, ds));
+    CHECK_OK(gtl_evaluator_result(ev, GTL_EVAL_TOTAL, &mean, &ci, &n));
+    CHECK(n == 3 && !isnan(ci));
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_K_SHOT, 4));
+    CHECK_FAIL(gtl_evaluator_run_all_way(ev, ds), GTL_STATUS_INVALID_ARG, "K_SHOT");
+    CHECK_OK(gtl_evaluator_set_i64(ev, GTL_EVAL_K_SHOT, 1));
+
+    /* Reports of the all-way run (3 draws). */
+    CHECK_OK(gtl_evaluator_run_all_way(ev, ds));
+    char *json = eval_report_text(ev, GTL_EVAL_FORMAT_JSON, GTL_EVAL_REPORT_EPISODES);
+    CHECK(json != NULL && json[0] == '{' && strstr(json, "\"nearest_centroid\"") != NULL &&
+          strstr(json, "\"all-way\"") != NULL && strstr(json, "\"episodes\": [") != NULL &&
+          strstr(json, "\"sketch\"") != NULL && json[strlen(json) - 1] == '\n');
+    char *md = eval_report_text(ev, GTL_EVAL_FORMAT_MARKDOWN, 0);
+    CHECK(md != NULL && strncmp(md, "| method | protocol |", 21) == 0);
+    char *row = eval_report_text(ev, GTL_EVAL_FORMAT_MARKDOWN, GTL_EVAL_REPORT_NO_HEADER);
+    CHECK(row != NULL && strncmp(row, "| nearest_centroid | all-way |", 30) == 0 &&
+          md != NULL && strstr(md, row) != NULL);
+    char small[16];
+    memset(small, 'X', sizeof small);
+    size_t rl = 0;
+    CHECK_FAIL(gtl_evaluator_report(ev, GTL_EVAL_FORMAT_JSON, 0, small, sizeof small, &rl),
+               GTL_STATUS_INVALID_ARG, "capacity");
+    CHECK(rl > sizeof small && small[0] == 'X');
+    CHECK_FAIL(gtl_evaluator_report(ev, (gtl_eval_format)2, 0, NULL, 0, &rl),
+               GTL_STATUS_INVALID_ARG, "unknown format");
+    CHECK_FAIL(gtl_evaluator_report(ev, GTL_EVAL_FORMAT_JSON, 4u, NULL, 0, &rl),
+               GTL_STATUS_INVALID_ARG, "unknown flags");
+    CHECK_FAIL(gtl_evaluator_report(ev, GTL_EVAL_FORMAT_JSON, 0, NULL, 0, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_evaluator_report");
+    CHECK_FAIL(gtl_evaluator_report(NULL, GTL_EVAL_FORMAT_JSON, 0, NULL, 0, &rl),
+               GTL_STATUS_INVALID_ARG, "gtl_evaluator_report");
+
+    /* The file holds the report text. */
+    const char *path = "gtl_abi_eval.json";
+    CHECK_OK(p_evaluator_write_file(ev, GTL_EVAL_FORMAT_JSON, GTL_EVAL_REPORT_EPISODES, path));
+    unsigned char buf[1 << 15];
+    long got = file_read(path, buf, sizeof buf);
+    CHECK(json != NULL && got == (long)strlen(json) && memcmp(buf, json, (size_t)got) == 0);
+    remove(path);
+    CHECK_FAIL(gtl_evaluator_write_file(ev, GTL_EVAL_FORMAT_JSON, 0,
+                                        "gtl_abi_no_such_dir/eval.json"),
+               GTL_STATUS_IO, "gtl_abi_no_such_dir");
+    CHECK_FAIL(gtl_evaluator_write_file(ev, GTL_EVAL_FORMAT_MARKDOWN, 8u, path),
+               GTL_STATUS_INVALID_ARG, "unknown flags");
+    CHECK_FAIL(gtl_evaluator_write_file(ev, GTL_EVAL_FORMAT_JSON, 0, NULL),
+               GTL_STATUS_INVALID_ARG, "gtl_evaluator_write_file");
+    CHECK_FAIL(gtl_evaluator_write_file(NULL, GTL_EVAL_FORMAT_JSON, 0, path),
+               GTL_STATUS_INVALID_ARG, "gtl_evaluator_write_file");
+    free(json);
+    free(md);
+    free(row);
+
+    /* The GTL method: a copy of a pretrained model adapted on each episode. */
+    gtl_evaluator *g = NULL;
+    gtl_model *m = tiny_model(4);
+    CHECK_OK(gtl_model_init(m));
+    CHECK_OK(gtl_evaluator_create(GTL_EVAL_GTL, &g));
+    CHECK_OK(gtl_evaluator_set_model(g, m));
+    gtl_model_destroy(m);     /* copied: the evaluator does not need it */
+    CHECK_OK(gtl_evaluator_set_i64(g, GTL_EVAL_N_WAY, 3));
+    CHECK_OK(gtl_evaluator_set_i64(g, GTL_EVAL_Q_QUERY, 2));
+    CHECK_OK(gtl_evaluator_set_i64(g, GTL_EVAL_EPISODES, 2));
+    CHECK_FAIL(gtl_evaluator_run_episodic(g, half), GTL_STATUS_INVALID_ARG, "feature size");
+    CHECK_OK(gtl_evaluator_run_episodic(g, ds));
+    CHECK_OK(gtl_evaluator_accuracies(g, GTL_EVAL_TOTAL, acc, NE, &n));
+    CHECK(n == 2 && acc[0] >= 0.0 && acc[0] <= 1.0);
+    /* Episodes are independent: a rerun gives the same bits. */
+    CHECK_OK(gtl_evaluator_run_episodic(g, ds));
+    CHECK_OK(gtl_evaluator_accuracies(g, GTL_EVAL_TOTAL, acc2, NE, &n));
+    CHECK(n == 2 && memcmp(acc, acc2, 2 * sizeof(double)) == 0);
+    gtl_evaluator_destroy(g);
+
+    gtl_evaluator_destroy(ev);
+    gtl_evaluator_destroy(ev2);
+    gtl_evaluator_destroy(cb);
+    gtl_dataset_destroy(ds);
+    gtl_dataset_destroy(half);
+    check_no_memory("evaluator runs");
+}
+
+static void check_evaluation(void)
+{
+    check_eval_baselines();
+    check_eval_metrics();
+    check_episode_replay();
+    check_model_clone();
+    check_evaluator_settings();
+    check_evaluator_runs();
+}
+
+/* ==== end of the evaluation section ============================================= */
+
 int main(void)
 {
     check_version();
@@ -2322,6 +3315,7 @@ int main(void)
     check_images();
     check_backbone();
     check_handles_use_allocator();
+    check_evaluation();
     uint64_t bytes = 1, blocks = 1;
     CHECK(gtl_memory_in_use(&bytes, &blocks) == GTL_STATUS_OK && bytes == 0 && blocks == 0);
     printf("# public API: %d failed checks\n", n_failed);

@@ -136,12 +136,11 @@ static void test_settings(void **state)
     assert_int_equal(v, 0);
     assert_int_equal(gtl_backbone_get_i64(bb, GTL_BACKBONE_SEED, NULL), GTL_STATUS_INVALID_ARG);
     assert_int_equal(gtl_backbone_set_i64(NULL, GTL_BACKBONE_SEED, 1), GTL_STATUS_INVALID_ARG);
-    gtl_backbone *none = bb;
-    assert_int_equal(gtl_backbone_create((gtl_backbone_preset)9, &none), GTL_STATUS_INVALID_ARG);
-    assert_null(none);
+    gtl_backbone_destroy(bb);
+    assert_int_equal(gtl_backbone_create((gtl_backbone_preset)9, &bb), GTL_STATUS_INVALID_ARG);
+    assert_null(bb);
     assert_int_equal(gtl_backbone_create(GTL_BACKBONE_VIT_TINY, NULL), GTL_STATUS_INVALID_ARG);
     gtl_backbone_destroy(NULL);
-    gtl_backbone_destroy(bb);
 }
 
 /* SEED on a fresh backbone re-initialises it: create + SEED s is a function of s. */

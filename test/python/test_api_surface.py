@@ -106,9 +106,11 @@ _SCALARS = {
 _CALLBACKS = {
     "gtl_malloc_fn": _lib.gtl_malloc_fn, "gtl_realloc_fn": _lib.gtl_realloc_fn,
     "gtl_free_fn": _lib.gtl_free_fn, "gtl_log_fn": _lib.gtl_log_fn,
-    "gtl_progress_fn": _lib.gtl_progress_fn,
+    "gtl_progress_fn": _lib.gtl_progress_fn, "gtl_eval_fn": _lib.gtl_eval_fn,
+    "gtl_eval_progress_fn": _lib.gtl_eval_progress_fn,
 }
-_HANDLES = {"gtl_dataset", "gtl_episode", "gtl_model", "gtl_optimizer", "gtl_backbone"}
+_HANDLES = {"gtl_dataset", "gtl_episode", "gtl_model", "gtl_optimizer", "gtl_evaluator",
+            "gtl_backbone"}
 
 
 def expected_ctype(decl, is_return=False):

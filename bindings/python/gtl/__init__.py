@@ -341,6 +341,14 @@ def _ints(x, n, dtype, where, what):
     return a
 
 
+def _int_array(x, where, what):
+    """A 1-D int64 array of any length (integer dtype required)."""
+    a = np.asarray(x)
+    if a.size and a.dtype.kind not in "iu":
+        raise InvalidArgument(f"{where}: {what} must be integers (got dtype {a.dtype})")
+    return np.ascontiguousarray(a, dtype=np.int64).reshape(-1)
+
+
 def _ptr(a, ptype):
     return None if a is None else a.ctypes.data_as(ptype)
 
@@ -710,6 +718,60 @@ class Episode(_Handle):
     def class_labels(self):
         """Source labels of the N episode classes, as an int64 array."""
         return np.array([self.class_label(c) for c in range(self._n_way)], np.int64)
+
+    @classmethod
+    def from_indices(cls, source, class_labels, support_indices, query_indices=None):
+        """A new episode made of explicit rows of ``source`` (gtl_episode_from_indices).
+
+        Support row i is source row ``support_indices[i]``, query row i is
+        ``query_indices[i]`` (None or empty: no query set); a row's label becomes
+        the position of its source label in ``class_labels``. Feeding back the
+        class_labels and source_indices() of an episode rebuilds it row for row.
+        """
+        labels = _int_array(class_labels, "Episode.from_indices", "class_labels")
+        sup = _int_array(support_indices, "Episode.from_indices", "support_indices")
+        qry = (np.zeros(0, np.int64) if query_indices is None else
+               _int_array(query_indices, "Episode.from_indices", "query_indices"))
+        self = cls()
+        try:
+            self.fill_from_indices(source, labels, sup, qry)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def fill_from_indices(self, source, class_labels, support_indices, query_indices=None):
+        """Like from_indices(), replacing this episode's contents (views go stale);
+        returns self. On failure the episode is unchanged."""
+        labels = _int_array(class_labels, "Episode.fill_from_indices", "class_labels")
+        sup = _int_array(support_indices, "Episode.fill_from_indices", "support_indices")
+        qry = (np.zeros(0, np.int64) if query_indices is None else
+               _int_array(query_indices, "Episode.fill_from_indices", "query_indices"))
+        _check(_lib.gtl_episode_from_indices(self._handle(), source._handle(),
+                                             _ptr(labels, _pi64), labels.size, _ptr(sup, _pi64),
+                                             sup.size, _ptr(qry, _pi64) if qry.size else None,
+                                             qry.size))
+        self._gen += 1
+        self._n_way = int(labels.size)
+        return self
+
+    def source_indices(self, side="support"):
+        """The source rows of the support ("support" or 0) or query ("query" or 1)
+        set, in row order, as an int64 array."""
+        if isinstance(side, str):
+            try:
+                side = {"support": 0, "query": 1}[side]
+            except KeyError:
+                raise InvalidArgument(f"Episode.source_indices: side must be 'support' or "
+                                      f"'query' (got {side!r})") from None
+        n = c_int64()
+        h = self._handle()
+        _check(_lib.gtl_episode_source_indices(h, int(side), None, 0, byref(n)))
+        out = np.empty(n.value, np.int64)
+        if n.value:
+            _check(_lib.gtl_episode_source_indices(h, int(side), _ptr(out, _pi64), out.size,
+                                                   byref(n)))
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -1132,6 +1194,18 @@ class Model(_Handle):
         model._guard = _Guard("Model")
         return model
 
+    def clone(self):
+        """A deep, independent copy (gtl_model_clone): settings, weights, batch-norm
+        statistics, classifier, random state and stage. BadState if the model is
+        not initialised or has gradients pending."""
+        h = c_void_p()
+        with self._guard:
+            _check(_lib.gtl_model_clone(self._handle(), byref(h)))
+        model = Model.__new__(Model)
+        model._h = h.value
+        model._guard = _Guard("Model")
+        return model
+
     # ---- training ----
 
     def set_stage(self, stage, n_classes=0):
@@ -1210,6 +1284,508 @@ def _model_property(key):
 for _k in ModelParam:
     setattr(Model, _k.name.lower(), _model_property(_k))
 del _k
+
+
+# ---------------------------------------------------------------------------
+# Evaluation (eval.h): baselines, metrics and the protocol runner
+# ---------------------------------------------------------------------------
+
+
+class EvalMethod(enum.IntEnum):
+    """gtl_eval_method (eval.h): what an Evaluator runs on each episode."""
+    NEAREST_CENTROID = 0
+    CENTRED_CENTROID = 1
+    LINEAR_PROBE = 2
+    CALLBACK = 3
+    GTL = 4
+
+
+class EvalParam(enum.IntEnum):
+    """gtl_eval_param (eval.h). PROBE_L2 is a float, the rest integers."""
+    N_WAY = 0
+    K_SHOT = 1
+    Q_QUERY = 2
+    EPISODES = 3
+    SEED = 4
+    SUPPORT_MODALITIES = 5
+    QUERY_MODALITIES = 6
+    ALL_WAY_REPEATS = 7
+    PROBE_ITERS = 8
+    PROBE_L2 = 9
+
+
+class EvalFormat(enum.IntEnum):
+    """gtl_eval_format (eval.h): report formats."""
+    JSON = 0
+    MARKDOWN = 1
+
+
+#: GTL_EVAL_TOTAL: the modality argument selecting every query sample.
+EVAL_TOTAL = -1
+#: GTL_EVAL_NUM_MODALITIES: entries of the per-modality arrays (tags 0..31).
+EVAL_NUM_MODALITIES = 32
+#: GTL_EVAL_REPORT_EPISODES / GTL_EVAL_REPORT_NO_HEADER: report flags.
+EVAL_REPORT_EPISODES = 1
+EVAL_REPORT_NO_HEADER = 2
+
+_EVAL_FLOAT_KEYS = frozenset({EvalParam.PROBE_L2})
+_EVAL_MASK_KEYS = frozenset({EvalParam.SUPPORT_MODALITIES, EvalParam.QUERY_MODALITIES})
+_pd = POINTER(c_double)
+
+
+def _modality_name(m):
+    """The name the reports use for modality tag m ("rgb", ..., "modality_16")."""
+    return Modality(m).name.lower() if m in Modality._value2member_map_ and m < 4 \
+        else f"modality_{m}"
+
+
+def _modality_arg(modality, where):
+    """None or "total" -> EVAL_TOTAL; a Modality / int 0..31 / report name -> its tag."""
+    if modality is None or (isinstance(modality, str) and modality == "total"):
+        return EVAL_TOTAL
+    if isinstance(modality, str):
+        for m in range(EVAL_NUM_MODALITIES):
+            if _modality_name(m) == modality.lower():
+                return m
+        raise InvalidArgument(f"{where}: unknown modality {modality!r}")
+    return int(modality)
+
+
+def _query_size(query):
+    n = c_int64()
+    _check(_lib.gtl_dataset_size(query._handle(), byref(n)))
+    return n.value
+
+
+def _baseline_out(support, query):
+    """Output arrays (pred (Q,), scores (Q, C)) for a baseline on these sets."""
+    q = _query_size(query)
+    c, _ = support.num_classes()
+    return np.empty(q, np.int64), np.empty((q, max(c, 0)), np.float32)
+
+
+def nearest_centroid(support, query, centred=False):
+    """Cosine nearest centroid (ProtoNet) of each query row (gtl_eval_nearest_centroid).
+
+    ``centred=True`` subtracts the support mean first ("centred cosine").
+    Returns (pred int64 (Q,), scores float32 (Q, C)): predictions are support
+    label values; score column j belongs to the j-th smallest support label.
+    """
+    pred, scores = _baseline_out(support, query)
+    _check(_lib.gtl_eval_nearest_centroid(support._handle(), query._handle(),
+                                          1 if centred else 0, _ptr(pred, _pi64), pred.size,
+                                          _ptr(scores, _pf), scores.size))
+    return pred, scores
+
+
+def linear_probe(support, query, n_iters=100, l2=0.01):
+    """Multinomial logistic regression on the L2-normalised support features,
+    by L-BFGS (gtl_eval_linear_probe); deterministic.
+
+    Returns (pred int64 (Q,), probs float32 (Q, C)), classes as for nearest_centroid().
+    """
+    pred, probs = _baseline_out(support, query)
+    _check(_lib.gtl_eval_linear_probe(support._handle(), query._handle(), int(n_iters),
+                                      float(l2), _ptr(pred, _pi64), pred.size,
+                                      _ptr(probs, _pf), probs.size))
+    return pred, probs
+
+
+def accuracy(query, pred):
+    """Top-1 accuracy of ``pred`` against the labels of ``query`` (gtl_eval_accuracy).
+
+    Returns (total, per_modality, counts): ``total`` a float in [0, 1];
+    ``per_modality`` {Modality or int tag: accuracy} and ``counts`` {tag: query
+    samples}, both only for the tags present in ``query``.
+    """
+    n = _query_size(query)
+    p = _ints(pred, n, np.int64, "accuracy", "predictions")
+    total = c_double()
+    macc = np.empty(EVAL_NUM_MODALITIES, np.float64)
+    mcnt = np.empty(EVAL_NUM_MODALITIES, np.int64)
+    _check(_lib.gtl_eval_accuracy(query._handle(), _ptr(p, _pi64), n, byref(total),
+                                  _ptr(macc, _pd), _ptr(mcnt, _pi64), EVAL_NUM_MODALITIES))
+    tags = [m for m in range(EVAL_NUM_MODALITIES) if mcnt[m] > 0]
+    key = (lambda m: Modality(m) if m in Modality._value2member_map_ else m)
+    return (total.value, {key(m): float(macc[m]) for m in tags},
+            {key(m): int(mcnt[m]) for m in tags})
+
+
+def mean_ci(values):
+    """Mean and 95% confidence interval (1.96 * sample std / sqrt(n)) of per-episode
+    values, NaN skipped (gtl_eval_mean_ci). Returns (mean, ci95, n_used)."""
+    v = np.ascontiguousarray(values, np.float64).reshape(-1)
+    mean, ci, n = c_double(), c_double(), c_int64()
+    _check(_lib.gtl_eval_mean_ci(_ptr(v, _pd) if v.size else None, v.size, byref(mean),
+                                 byref(ci), byref(n)))
+    return mean.value, ci.value, n.value
+
+
+def confusion(query, pred, n_classes=None):
+    """Confusion matrix int64 (C, C): [t, p] counts query samples of label t
+    predicted as p (gtl_eval_confusion). ``n_classes`` defaults to the largest
+    label or prediction + 1."""
+    n = _query_size(query)
+    p = _ints(pred, n, np.int64, "confusion", "predictions")
+    if n_classes is None:
+        _, end = query.num_classes()
+        n_classes = max(end, int(p.max()) + 1 if p.size else 0, 1)
+    n_classes = int(n_classes)
+    out = np.zeros((max(n_classes, 0), max(n_classes, 0)), np.int64)
+    _check(_lib.gtl_eval_confusion(query._handle(), _ptr(p, _pi64), n, n_classes,
+                                   _ptr(out, _pi64), out.size))
+    return out
+
+
+class _CallScope:
+    """Marks Dataset views passed to an evaluation callback: they are valid only
+    during the call (an Episode-like owner that goes stale afterwards)."""
+    _gen = 0
+    closed = False
+
+
+class _EvalHooks:
+    """The C trampolines of one Evaluator (method callback and progress), kept
+    alive as long as the evaluator, and the per-run bookkeeping: an exception
+    raised by a Python callable stops the run and is re-raised after the C call
+    returns; Ctrl-C is handled as in _Progress (the progress trampoline is
+    always installed, so the run stops at the end of the current episode).
+
+    The hooks hold no reference to the Evaluator, so no reference cycle keeps
+    it alive."""
+
+    def __init__(self):
+        self.method = None          # fn(support, query) -> predictions
+        self.progress = None        # fn(episode, n_episodes, accuracy) -> stop?
+        self.exc = None
+        self.interrupted = False
+        self._old_handler = None
+        self.cb_cfn = _lib.gtl_eval_fn(self._method)
+        self.progress_cfn = _lib.gtl_eval_progress_fn(self._progress)
+
+    def __enter__(self):
+        self.exc = None
+        self.interrupted = False
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+            self._old_handler = None
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.interrupted = True
+
+    def _method(self, _ud, support, query, out_pred):
+        scope = _CallScope()
+        try:
+            if self.interrupted:
+                return int(Status.CANCELLED)
+            sup = Dataset._view(support, scope)
+            qry = Dataset._view(query, scope)
+            n = _query_size(qry)
+            pred = _ints(self.method(sup, qry), n, np.int64, "Evaluator callback",
+                         "predictions")
+            if n:
+                np.ctypeslib.as_array(out_pred, (n,))[:] = pred
+            return 0
+        except BaseException as e:      # noqa: B902 (KeyboardInterrupt must stop it too)
+            # CANCELLED: the run stops and keeps the completed episodes, as when
+            # the progress callable stops it; finish() re-raises e.
+            self.exc = e
+            return int(Status.CANCELLED)
+        finally:
+            scope.closed = True
+
+    def _progress(self, _ud, episode, n_episodes, acc):
+        try:
+            if self.interrupted:
+                return 1
+            if self.progress is None:
+                return 0
+            return 1 if self.progress(int(episode), int(n_episodes), float(acc)) else 0
+        except BaseException as e:      # noqa: B902
+            self.exc = e
+            return 1
+
+    def finish(self, status):
+        if self.exc is not None:
+            exc, self.exc = self.exc, None
+            raise exc
+        if self.interrupted:
+            raise KeyboardInterrupt
+        _check(status)
+
+
+class Evaluator(_Handle):
+    """Runs a few-shot METHOD over a protocol and keeps the results (gtl_evaluator).
+
+    ``Evaluator(EvalMethod.NEAREST_CENTROID, n_way=5, k_shot=1, episodes=600)``
+    sets any EvalParam by its lower-case name; each is also a property
+    (``ev.n_way = 5``; the modality masks take a Modality, a list of them or an
+    int mask). The method needs, for CALLBACK, ``callback=fn`` or
+    set_callback(fn); for GTL, ``model=`` or set_model(model) (copied).
+
+    Runs: run_episodic(source), run_all_way(source), run_episode_list(source,
+    list); each returns (mean, ci95, n) of the total accuracy and replaces the
+    previous results. Results: result(), results(), accuracies(),
+    episode_list(), episode_records(), report(), write(). Use it as a context manager
+    or close() it.
+    """
+
+    _destroy = _lib.gtl_evaluator_destroy
+
+    def __init__(self, method=EvalMethod.NEAREST_CENTROID, model=None, callback=None,
+                 progress=None, **settings):
+        method = EvalMethod(method)
+        h = c_void_p()
+        _check(_lib.gtl_evaluator_create(int(method), byref(h)))
+        self._h = h.value
+        self._method = method
+        self._guard = _Guard("Evaluator")
+        self._hooks = _EvalHooks()
+        try:
+            # Always installed: Ctrl-C and exceptions stop a run at the next episode.
+            _check(_lib.gtl_evaluator_set_progress(self._h, self._hooks.progress_cfn, None))
+            for k, v in settings.items():
+                self.set(k, v)
+            if model is not None:
+                self.set_model(model)
+            if callback is not None:
+                self.set_callback(callback)
+            self.set_progress(progress)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def method(self):
+        """The EvalMethod the evaluator was created with."""
+        return self._method
+
+    # ---- settings ----
+
+    @staticmethod
+    def _key(key):
+        if isinstance(key, str):
+            try:
+                return EvalParam[key.upper()]
+            except KeyError:
+                raise InvalidArgument(f"Evaluator: unknown setting {key!r}") from None
+        return EvalParam(key)
+
+    def set(self, key, value):
+        key = self._key(key)
+        with self._guard:
+            if key in _EVAL_FLOAT_KEYS:
+                _check(_lib.gtl_evaluator_set_f32(self._handle(), key, float(value)))
+                return
+            if key in _EVAL_MASK_KEYS and isinstance(value, (Modality, list, tuple, set,
+                                                             frozenset)):
+                value = _mask(value)
+            elif isinstance(value, float) and not value.is_integer():
+                raise InvalidArgument(f"Evaluator.set: {key.name} is an integer (got {value})")
+            _check(_lib.gtl_evaluator_set_i64(self._handle(), key, int(value)))
+
+    def get(self, key):
+        key = self._key(key)
+        with self._guard:
+            if key in _EVAL_FLOAT_KEYS:
+                v = c_float()
+                _check(_lib.gtl_evaluator_get_f32(self._handle(), key, byref(v)))
+            else:
+                v = c_int64()
+                _check(_lib.gtl_evaluator_get_i64(self._handle(), key, byref(v)))
+        return v.value
+
+    def settings(self):
+        """Every setting as a dict {lower-case name: value}."""
+        return {k.name.lower(): self.get(k) for k in EvalParam}
+
+    # ---- method ----
+
+    def set_model(self, model):
+        """The pretrained model of a GTL evaluator, copied now (later changes to
+        ``model`` do not affect the evaluator)."""
+        with self._guard, model._guard:
+            _check(_lib.gtl_evaluator_set_model(self._handle(), model._handle()))
+
+    def set_callback(self, fn):
+        """The method of a CALLBACK evaluator: ``fn(support, query)`` gets the
+        episode's sets as read-only Dataset views (labels 0..N-1; the query labels
+        are the truth, do not use them; the views are valid only during the call)
+        and returns one prediction in 0..N-1 per query row. An exception in ``fn``
+        stops the run and is re-raised from the run method. None unsets it."""
+        if fn is not None and not callable(fn):
+            raise InvalidArgument("Evaluator.set_callback: fn must be callable or None")
+        with self._guard:
+            cfn = _lib.gtl_eval_fn() if fn is None else self._hooks.cb_cfn
+            _check(_lib.gtl_evaluator_set_callback(self._handle(), cfn, None))
+            self._hooks.method = fn
+
+    def set_progress(self, fn):
+        """``fn(episode, n_episodes, accuracy)`` after each episode (episode counts
+        from 1); a true return value stops the run, which then raises Cancelled
+        and keeps the completed episodes' results. None: no callable."""
+        if fn is not None and not callable(fn):
+            raise InvalidArgument("Evaluator.set_progress: fn must be callable or None")
+        self._hooks.progress = fn
+
+    # ---- runs ----
+
+    def _run(self, cfunc, *args):
+        with self._hooks as hooks, self._guard:
+            st = cfunc(self._handle(), *args)
+        hooks.finish(st)
+        return self.result()
+
+    def run_episodic(self, source):
+        """EPISODES episodes of N_WAY-way K_SHOT-shot Q_QUERY-query from ``source``
+        (episode e's seed depends only on SEED and e). Returns (mean, ci95, n)."""
+        return self._run(_lib.gtl_evaluator_run_episodic, source._handle())
+
+    def run_all_way(self, source):
+        """Every class of ``source`` at once, K_SHOT per class and support modality,
+        the rest as test set; ALL_WAY_REPEATS draws. Returns (mean, ci95, n)."""
+        return self._run(_lib.gtl_evaluator_run_all_way, source._handle())
+
+    def run_episode_list(self, source, episode_list):
+        """Replays a saved episode list (episode_list() of this or another
+        evaluator: a flat int64 array) on ``source``. Returns (mean, ci95, n)."""
+        lst = _int_array(episode_list, "Evaluator.run_episode_list", "episode_list")
+        return self._run(_lib.gtl_evaluator_run_episode_list, source._handle(),
+                         _ptr(lst, _pi64), lst.size)
+
+    # ---- results ----
+
+    def result(self, modality=None):
+        """(mean, ci95, n) accuracy over the episodes of the last run: overall
+        (None / "total") or for one query modality (a Modality, a tag or a
+        report name such as "sketch"). NaN where undefined."""
+        m = _modality_arg(modality, "Evaluator.result")
+        mean, ci, n = c_double(), c_double(), c_int64()
+        with self._guard:
+            _check(_lib.gtl_evaluator_result(self._handle(), m, byref(mean), byref(ci),
+                                             byref(n)))
+        return mean.value, ci.value, n.value
+
+    def accuracies(self, modality=None):
+        """Per-episode accuracies of the last run, float64 (n_episodes,) (NaN
+        where an episode had no query of that modality)."""
+        m = _modality_arg(modality, "Evaluator.accuracies")
+        n = c_int64()
+        with self._guard:
+            h = self._handle()
+            _check(_lib.gtl_evaluator_accuracies(h, m, None, 0, byref(n)))
+            out = np.empty(n.value, np.float64)
+            _check(_lib.gtl_evaluator_accuracies(h, m, _ptr(out, _pd), out.size, byref(n)))
+        return out
+
+    def results(self):
+        """The results of the last run as a dict: {"total": {"mean", "ci95", "n"},
+        "<modality>": {...} for each query modality present} (the JSON report's
+        "accuracy" object, with NaN for null)."""
+        out = {}
+        for m in [EVAL_TOTAL] + list(range(EVAL_NUM_MODALITIES)):
+            mean, ci, n = self.result(m)
+            if m == EVAL_TOTAL or n > 0:
+                out["total" if m == EVAL_TOTAL else _modality_name(m)] = \
+                    {"mean": mean, "ci95": ci, "n": n}
+        return out
+
+    @property
+    def num_episodes(self):
+        """Episodes in the results of the last run."""
+        n = c_int64()
+        with self._guard:
+            _check(_lib.gtl_evaluator_accuracies(self._handle(), EVAL_TOTAL, None, 0, byref(n)))
+        return n.value
+
+    def episode_list(self):
+        """The episode list of the last run (flat int64: n_way, n_support, n_query,
+        class labels, support rows, query rows, episode after episode)."""
+        n = c_size_t()
+        with self._guard:
+            h = self._handle()
+            _check(_lib.gtl_evaluator_episode_list(h, None, 0, byref(n)))
+            out = np.empty(n.value, np.int64)
+            _check(_lib.gtl_evaluator_episode_list(h, _ptr(out, _pi64), out.size, byref(n)))
+        return out
+
+    def episode_records(self):
+        """The episodes of the last run as a list of dicts {"classes", "support",
+        "query"} of int64 arrays (source labels and source rows)."""
+        lst = self.episode_list()
+        out, pos = [], 0
+        while pos < lst.size:
+            nw, ns, nq = (int(v) for v in lst[pos:pos + 3])
+            a = pos + 3
+            out.append({"classes": lst[a:a + nw].copy(),
+                        "support": lst[a + nw:a + nw + ns].copy(),
+                        "query": lst[a + nw + ns:a + nw + ns + nq].copy()})
+            pos = a + nw + ns + nq
+        return out
+
+    @staticmethod
+    def _format(fmt):
+        if isinstance(fmt, str):
+            try:
+                return EvalFormat[fmt.upper()]
+            except KeyError:
+                raise InvalidArgument(f"Evaluator: unknown report format {fmt!r} "
+                                      "(json or markdown)") from None
+        return int(fmt)
+
+    @staticmethod
+    def _flags(episodes, header):
+        return (EVAL_REPORT_EPISODES if episodes else 0) | \
+            (0 if header else EVAL_REPORT_NO_HEADER)
+
+    def report(self, format=EvalFormat.JSON, episodes=False, header=True):
+        """The results as text: JSON (``episodes=True`` adds the episode list and
+        per-episode accuracies) or a Markdown table (``header=False``: the row
+        alone, to stack several evaluators under one header)."""
+        fmt, flags = self._format(format), self._flags(episodes, header)
+        n = c_size_t()
+        with self._guard:
+            h = self._handle()
+            _check(_lib.gtl_evaluator_report(h, fmt, flags, None, 0, byref(n)))
+            buf = create_string_buffer(n.value + 1)
+            _check(_lib.gtl_evaluator_report(h, fmt, flags, buf, len(buf), byref(n)))
+        return buf.raw[:n.value].decode("utf-8")
+
+    def write(self, path, format=EvalFormat.JSON, episodes=False, header=True):
+        """Writes report() text to ``path`` (created or truncated)."""
+        fmt, flags = self._format(format), self._flags(episodes, header)
+        with self._guard:
+            _check(_lib.gtl_evaluator_write_file(self._handle(), fmt, flags,
+                                                 os.fsencode(path)))
+
+    def __repr__(self):
+        if self.closed:
+            return "<gtl.Evaluator closed>"
+        return f"<gtl.Evaluator {self._method.name}>"
+
+
+def _eval_property(key):
+    return property(lambda self: self.get(key), lambda self, v: self.set(key, v),
+                    doc=f"EvalParam.{key.name}")
+
+
+for _k in EvalParam:
+    setattr(Evaluator, _k.name.lower(), _eval_property(_k))
+del _k
+
+__all__ += [
+    "EvalMethod", "EvalParam", "EvalFormat", "EVAL_TOTAL", "EVAL_NUM_MODALITIES",
+    "EVAL_REPORT_EPISODES", "EVAL_REPORT_NO_HEADER", "Evaluator", "nearest_centroid",
+    "linear_probe", "accuracy", "mean_ci", "confusion",
+]
+
 
 
 # ---------------------------------------------------------------------------

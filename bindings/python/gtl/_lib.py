@@ -45,11 +45,17 @@ gtl_log_fn = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 #: train.h gtl_progress_fn: int (*)(void *ud, gtl_stage, int64_t step, int64_t n_steps,
 #: const float *stats)
 gtl_progress_fn = CFUNCTYPE(c_int, c_void_p, c_int, c_int64, c_int64, POINTER(c_float))
+#: eval.h gtl_eval_fn: gtl_status (*)(void *ud, const gtl_dataset *support,
+#: const gtl_dataset *query, int64_t *out_pred)
+gtl_eval_fn = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p, POINTER(c_int64))
+#: eval.h gtl_eval_progress_fn: int (*)(void *ud, int64_t episode, int64_t n_episodes,
+#: double accuracy)
+gtl_eval_progress_fn = CFUNCTYPE(c_int, c_void_p, c_int64, c_int64, c_double)
 
 _status = c_int          # gtl_status
 _enum = c_int            # any other C enum
 _handle = c_void_p       # gtl_dataset *, gtl_episode *, gtl_model *, gtl_optimizer *,
-#                          gtl_backbone *
+#                          gtl_evaluator *, gtl_backbone *
 _handle_out = POINTER(c_void_p)
 _pf = POINTER(c_float)
 _pd = POINTER(c_double)
@@ -92,6 +98,9 @@ FUNCTIONS = {
     "gtl_episode_support": (_handle, [_handle]),
     "gtl_episode_query": (_handle, [_handle]),
     "gtl_episode_class_label": (_status, [_handle, c_int64, _pi64]),
+    "gtl_episode_from_indices": (_status, [_handle, _handle, _pi64, c_int64, _pi64, c_int64,
+                                           _pi64, c_int64]),
+    "gtl_episode_source_indices": (_status, [_handle, c_int32, _pi64, c_size_t, _pi64]),
     # model.h
     "gtl_model_create": (_status, [_handle_out]),
     "gtl_model_destroy": (None, [_handle]),
@@ -110,6 +119,7 @@ FUNCTIONS = {
     "gtl_model_tensor_set": (_status, [_handle, c_int64, _pf, c_size_t]),
     "gtl_model_save": (_status, [_handle, _handle, c_char_p]),
     "gtl_model_load": (_status, [c_char_p, _handle_out, _handle_out]),
+    "gtl_model_clone": (_status, [_handle, _handle_out]),
     # optim.h
     "gtl_optimizer_create": (_status, [_enum, _handle_out]),
     "gtl_optimizer_destroy": (None, [_handle]),
@@ -134,6 +144,31 @@ FUNCTIONS = {
     "gtl_model_train_stage": (_status, [_handle, _handle, _enum, _handle, c_int64,
                                         gtl_progress_fn, c_void_p]),
     "gtl_adapt": (_status, [_handle, _handle, gtl_progress_fn, c_void_p]),
+    # eval.h
+    "gtl_eval_nearest_centroid": (_status, [_handle, _handle, c_int32, _pi64, c_size_t, _pf,
+                                            c_size_t]),
+    "gtl_eval_linear_probe": (_status, [_handle, _handle, c_int64, c_float, _pi64, c_size_t,
+                                        _pf, c_size_t]),
+    "gtl_eval_accuracy": (_status, [_handle, _pi64, c_int64, _pd, _pd, _pi64, c_size_t]),
+    "gtl_eval_mean_ci": (_status, [_pd, c_int64, _pd, _pd, _pi64]),
+    "gtl_eval_confusion": (_status, [_handle, _pi64, c_int64, c_int64, _pi64, c_size_t]),
+    "gtl_evaluator_create": (_status, [_enum, _handle_out]),
+    "gtl_evaluator_destroy": (None, [_handle]),
+    "gtl_evaluator_set_i64": (_status, [_handle, _enum, c_int64]),
+    "gtl_evaluator_get_i64": (_status, [_handle, _enum, _pi64]),
+    "gtl_evaluator_set_f32": (_status, [_handle, _enum, c_float]),
+    "gtl_evaluator_get_f32": (_status, [_handle, _enum, _pf]),
+    "gtl_evaluator_set_callback": (_status, [_handle, gtl_eval_fn, c_void_p]),
+    "gtl_evaluator_set_model": (_status, [_handle, _handle]),
+    "gtl_evaluator_set_progress": (_status, [_handle, gtl_eval_progress_fn, c_void_p]),
+    "gtl_evaluator_run_episodic": (_status, [_handle, _handle]),
+    "gtl_evaluator_run_all_way": (_status, [_handle, _handle]),
+    "gtl_evaluator_run_episode_list": (_status, [_handle, _handle, _pi64, c_size_t]),
+    "gtl_evaluator_result": (_status, [_handle, c_int32, _pd, _pd, _pi64]),
+    "gtl_evaluator_accuracies": (_status, [_handle, c_int32, _pd, c_size_t, _pi64]),
+    "gtl_evaluator_episode_list": (_status, [_handle, _pi64, c_size_t, _psize]),
+    "gtl_evaluator_report": (_status, [_handle, _enum, c_uint32, c_char_p, c_size_t, _psize]),
+    "gtl_evaluator_write_file": (_status, [_handle, _enum, c_uint32, c_char_p]),
     # backbone.h
     "gtl_backbone_create": (_status, [_enum, _handle_out]),
     "gtl_backbone_load": (_status, [c_char_p, _handle_out]),
