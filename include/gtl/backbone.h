@@ -98,7 +98,8 @@ GTL_API gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone 
  * accepted; other tensors in the file are ignored. The configuration is
  * inferred from the shapes; the head count, which the weights do not show,
  * comes from the file's metadata `num_attention_heads` (or `heads`), else the
- * environment variable `GTL_CLIP_HEADS`, else width / 64 (CLIP's rule); the
+ * environment variable `GTL_CLIP_HEADS`, else 16 for widths 1280, 1408 and
+ * 1664 (OpenCLIP's ViT-H/14, g/14, bigG/14) and width / 64 otherwise; the
  * MLP activation is QuickGELU unless the metadata `hidden_act` is `gelu`.
  * docs/backbone.md has the name map. An imported backbone is frozen
  * (GTL_BACKBONE_TRAINABLE_BLOCKS = 0).
