@@ -40,22 +40,39 @@ typedef struct gtl_backbone gtl_backbone;
 
 /** Architectures and sizes a backbone can be created with. Append-only. */
 typedef enum gtl_backbone_preset {
-    GTL_BACKBONE_CLIP_VIT_B16 = 0, /**< CLIP ViT-B/16: 224 px, patch 16, width 768, 12 layers, F = 1280 */
-    GTL_BACKBONE_CLIP_VIT_B32 = 1, /**< CLIP ViT-B/32: 224 px, patch 32, width 768, 12 layers, F = 1280 */
-    GTL_BACKBONE_VIT_TINY = 2,     /**< a small ViT for tests: 64 px, patch 8, width 64, 2 layers, 2 heads, D = 32, F = 96 */
-    GTL_BACKBONE_RESNET_SMALL = 3  /**< a residual CNN for training from scratch (64 px, stride-2 stem, 4 stages, F = 256) */
+    /** CLIP ViT-B/16: 224 px, patch 16, width 768, 12 layers, F = 1280 */
+    GTL_BACKBONE_CLIP_VIT_B16 = 0,
+    /** CLIP ViT-B/32: 224 px, patch 32, width 768, 12 layers, F = 1280 */
+    GTL_BACKBONE_CLIP_VIT_B32 = 1,
+    /** a small ViT for tests: 64 px, patch 8, width 64, 2 layers, 2 heads, D = 32, F = 96 */
+    GTL_BACKBONE_VIT_TINY = 2,
+    /** a residual CNN for training from scratch (64 px, stride-2 stem, 4 stages, F = 256) */
+    GTL_BACKBONE_RESNET_SMALL = 3
 } gtl_backbone_preset;
 
-/** Backbone settings (i64 unless stated). Append-only. */
+/** Backbone settings (i64 unless stated). Append-only. Defaults in parentheses. */
 typedef enum gtl_backbone_param {
-    GTL_BACKBONE_IMAGE_SIZE = 0,      /**< read-only: input side in pixels */
-    GTL_BACKBONE_FEATURE_DIM = 1,     /**< read-only: F, size of the feature vector */
-    GTL_BACKBONE_FEATURE_PARTS = 2,   /**< ViT: 1 = CLS after ln_post, 2 = CLS @ proj, 3 = both (3); CNN: always 1 (the pooled map), not settable */
-    GTL_BACKBONE_BF16 = 3,            /**< ViT: 1 = bf16 linear layers for inference (0); fp32 where the CPU lacks bf16, logged; not settable for the CNN */
-    GTL_BACKBONE_SEED = 4,            /**< seed of initialisation, the head and dropout (0); on a backbone never trained nor loaded, setting it re-initialises the weights */
-    GTL_BACKBONE_TRAINABLE_BLOCKS = 5,/**< last blocks (ViT, with ln_post and proj) or stages (CNN) that train; 0 = frozen (ViT default; all for a new CNN) */
-    GTL_BACKBONE_NUM_CLASSES = 6,     /**< classes of the supervised training head: 0 = none (default) or >= 2; a new value makes a fresh head */
-    GTL_BACKBONE_BATCH_SIZE = 7       /**< images per inference batch in the embed calls, 1 .. 4096 (8) */
+    /** read-only: input side in pixels */
+    GTL_BACKBONE_IMAGE_SIZE = 0,
+    /** read-only: F, size of the feature vector */
+    GTL_BACKBONE_FEATURE_DIM = 1,
+    /** ViT: 1 = CLS after ln_post, 2 = CLS @ proj, 3 = both (3); CNN: always 1 (the pooled
+     *  map), not settable */
+    GTL_BACKBONE_FEATURE_PARTS = 2,
+    /** ViT: 1 = bf16 linear layers for inference (0); fp32 where the CPU lacks bf16, logged;
+     *  not settable for the CNN */
+    GTL_BACKBONE_BF16 = 3,
+    /** seed of the initialisation and the head (0); on a backbone never trained nor loaded,
+     *  setting it re-initialises the weights */
+    GTL_BACKBONE_SEED = 4,
+    /** last blocks (ViT, with ln_post and proj) or stages (CNN) that train; 0 = frozen (the
+     *  ViT's default; all for a new CNN) */
+    GTL_BACKBONE_TRAINABLE_BLOCKS = 5,
+    /** classes of the supervised training head: 0 = none (default) or >= 2; a new value
+     *  makes a fresh head */
+    GTL_BACKBONE_NUM_CLASSES = 6,
+    /** images per inference batch in the embed calls, 1 .. 4096 (8) */
+    GTL_BACKBONE_BATCH_SIZE = 7
 } gtl_backbone_param;
 
 /**
@@ -81,7 +98,8 @@ GTL_API gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone 
  * accepted; other tensors in the file are ignored. The configuration is
  * inferred from the shapes; the head count, which the weights do not show,
  * comes from the file's metadata `num_attention_heads` (or `heads`), else the
- * environment variable `GTL_CLIP_HEADS`, else width / 64 (CLIP's rule); the
+ * environment variable `GTL_CLIP_HEADS`, else 16 for widths 1280, 1408 and
+ * 1664 (OpenCLIP's ViT-H/14, g/14, bigG/14) and width / 64 otherwise; the
  * MLP activation is QuickGELU unless the metadata `hidden_act` is `gelu`.
  * docs/backbone.md has the name map. An imported backbone is frozen
  * (GTL_BACKBONE_TRAINABLE_BLOCKS = 0).

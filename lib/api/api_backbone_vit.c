@@ -12,7 +12,8 @@
  * embedding, S from the position count, layers from the block indices,
  * the MLP ratio from fc1 / c_fc, D from the projection. Heads are not
  * visible in the weights: metadata "num_attention_heads" (or "heads"), else
- * the environment variable GTL_CLIP_HEADS, else W / 64 (CLIP's rule). The
+ * the environment variable GTL_CLIP_HEADS, else 16 for widths 1280, 1408 and
+ * 1664 (OpenCLIP's H/14, g/14, bigG/14) and W / 64 otherwise. The
  * activation is QuickGELU (OpenAI CLIP) unless metadata "hidden_act" says
  * "gelu". */
 #include <stdio.h>
@@ -379,11 +380,17 @@ static gtl_status infer_config(gtl__safetensors *f, const char *path, naming nm,
     if (st != GTL_STATUS_OK)
         return st;
     if (c->heads == 0) {
-        if (c->width % 64 != 0)
+        /* OpenCLIP's ViT-H/14, g/14 and bigG/14 (widths 1280, 1408, 1664) have
+         * 16 heads of 80, 88 and 104; every other released CLIP ViT has heads
+         * of 64. */
+        if (c->width == 1280 || c->width == 1408 || c->width == 1664)
+            c->heads = 16;
+        else if (c->width % 64 != 0)
             return gtl__error(GTL_STATUS_FORMAT, "%s: width %lld is not a multiple of 64: give "
                               "the head count as metadata num_attention_heads or in "
                               "GTL_CLIP_HEADS", path, (long long)c->width);
-        c->heads = c->width / 64;
+        else
+            c->heads = c->width / 64;
     }
     if (c->width % c->heads != 0)
         return gtl__error(GTL_STATUS_FORMAT, "%s: %lld heads (%s) do not divide width %lld", path,

@@ -423,7 +423,7 @@ void gtl__vit_infer_destroy(gtl__vit_infer *inf)
 {
     if (inf == NULL)
         return;
-    for (int64_t i = 0; inf->wdata != NULL && i < inf->n_w; i++)
+    for (int64_t i = 0; inf->wdata != NULL && inf->w_owned != NULL && i < inf->n_w; i++)
         if (inf->w_owned[i])
             gtl__free_aligned(inf->wdata[i]);
     gtl__free(inf->wdata);

@@ -7,7 +7,8 @@
  * corrupt entries, invalidation by training), the residual CNN behind the
  * same API (frozen stages and their statistics untouched by training,
  * NaN rollback of the running statistics, round trip), and the image
- * functions (augmentation replay). SHA-256 against FIPS 180-2 vectors. The PyTorch parity of the import is test_backbone_hf. */
+ * functions (augmentation replay). SHA-256 against FIPS 180-2 vectors. The
+ * PyTorch parity of the import is test_backbone_hf. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

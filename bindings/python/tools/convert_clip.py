@@ -22,8 +22,9 @@ The vision tower must be CLIP's plain ViT: names outside the list in
 docs/backbone.md (the ResNet towers of RN50 & co., OpenCLIP's layer scale
 ``ls_1``/``ls_2``, attentional pooling) are refused rather than dropped.
 
-The head count is not stored in the weights: it is width / 64 (the rule of
-OpenAI's and OpenCLIP's ViT configs) unless --heads says otherwise. The MLP
+The head count is not stored in the weights: it is 16 for widths 1280, 1408
+and 1664 (OpenCLIP's ViT-H/14, g/14, bigG/14) and width / 64 otherwise (every
+other released CLIP ViT), unless --heads says otherwise. The MLP
 activation is QuickGELU for OpenAI's models and OpenCLIP's "-quickgelu"
 ones; pass --act gelu for OpenCLIP models trained with nn.GELU (e.g. the
 LAION ViT-B-32). Both are written to the file's metadata ("heads",
@@ -55,6 +56,10 @@ KNOWN = [
     r"ln_post\.(weight|bias)", r"proj",
 ]
 KNOWN_RE = re.compile("^(" + "|".join(KNOWN) + ")$")
+
+# Widths of OpenCLIP's ViT-H/14, ViT-g/14 and ViT-bigG/14, whose 16 heads are
+# 80, 88 and 104 wide; every other released CLIP ViT has 64-wide heads.
+OPENCLIP_16_HEADS = {1280, 1408, 1664}
 
 
 class ConvertError(Exception):
@@ -114,9 +119,12 @@ def check_shapes(vis, heads):
     if vis["proj"].dim() != 2 or vis["proj"].shape[0] != w:
         raise ConvertError(f"proj has shape {tuple(vis['proj'].shape)}, expected ({w}, D)")
     if heads is None:
-        if w % 64:
+        if w in OPENCLIP_16_HEADS:
+            heads = 16
+        elif w % 64:
             raise ConvertError(f"width {w} is not a multiple of 64: pass --heads")
-        heads = w // 64
+        else:
+            heads = w // 64
     if heads < 1 or w % heads:
         raise ConvertError(f"{heads} heads do not divide the width {w}")
     return w, layers, heads
@@ -160,7 +168,7 @@ def main(argv=None):
     ap.add_argument("input", help="OpenAI CLIP .pt (TorchScript or state dict) or OpenCLIP "
                     "checkpoint")
     ap.add_argument("output", help="the .safetensors file to write")
-    ap.add_argument("--heads", type=int, default=None, help="attention heads (default width/64)")
+    ap.add_argument("--heads", type=int, default=None, help="attention heads (default width/64; 16 for widths 1280, 1408, 1664)")
     ap.add_argument("--act", choices=["quick_gelu", "gelu"], default="quick_gelu",
                     help="MLP activation (default quick_gelu, OpenAI's)")
     ap.add_argument("--dtype", choices=["f32", "f16"], default="f32",
