@@ -375,7 +375,12 @@ gtl_status gtl_model_train_stage(gtl_model *model, gtl_optimizer *optimizer, gtl
     if (epochs < 1 || epochs > 10000000)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: epochs must be >= 1 (got %lld)", fn,
                           (long long)epochs);
-    return run_stage(model, optimizer, stage, data, epochs, progress, user_data, fn);
+    gtl_status st = run_stage(model, optimizer, stage, data, epochs, progress, user_data, fn);
+    /* A progress callback may have made a failing libgtl call of its own:
+     * a successful stage still leaves no message behind. */
+    if (st == GTL_STATUS_OK)
+        gtl__clear_error();
+    return st;
 }
 
 /* An Adam optimizer with the adapt schedule for a stage of n_steps. */
@@ -450,5 +455,7 @@ gtl_status gtl_adapt(gtl_model *model, const gtl_dataset *support, gtl_progress_
         /* Without N2 the model still needs a classifier for these classes. */
         st = gtl_model_set_stage(model, GTL_STAGE_N2, support->n_cls);
     }
+    if (st == GTL_STATUS_OK)
+        gtl__clear_error(); /* see gtl_model_train_stage */
     return st;
 }

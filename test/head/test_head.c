@@ -809,6 +809,42 @@ static void test_progress_and_cancel(void **state)
     gtl_model_destroy(m);
 }
 
+/* A progress callback that makes a failing libgtl call of its own. */
+static int noisy_progress(void *ud, gtl_stage stage, int64_t step, int64_t n_steps,
+                          const float *stats)
+{
+    (void)ud;
+    (void)stage;
+    (void)step;
+    (void)n_steps;
+    (void)stats;
+    int64_t v;
+    assert_int_equal(gtl_model_get_i64(NULL, GTL_MODEL_SEED, &v), GTL_STATUS_INVALID_ARG);
+    return 0;
+}
+
+/* A successful whole stage or adapt leaves gtl_last_error() empty, even when
+ * the host's callback failed a call of its own in between. */
+static void test_success_clears_last_error(void **state)
+{
+    (void)state;
+    gtl_model *m = make_default();
+    synth s;
+    synth_init(&s, F, 5, 21);
+    gtl_dataset *sup = support_set(&s, 1, 22);
+    gtl_optimizer *opt = adam(1e-3f);
+    OK(gtl_model_train_stage(m, opt, GTL_STAGE_N1, sup, 1, noisy_progress, NULL));
+    assert_string_equal(gtl_last_error(), "");
+    OK(gtl_model_set_i64(m, GTL_MODEL_N1_EPOCHS, 1));
+    OK(gtl_model_set_i64(m, GTL_MODEL_N2_EPOCHS, 1));
+    OK(gtl_adapt(m, sup, noisy_progress, NULL));
+    assert_string_equal(gtl_last_error(), "");
+    gtl_optimizer_destroy(opt);
+    gtl_dataset_destroy(sup);
+    synth_fini(&s);
+    gtl_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -822,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_numeric),
         cmocka_unit_test(test_zero_alloc_steady_state),
         cmocka_unit_test(test_progress_and_cancel),
+        cmocka_unit_test(test_success_clears_last_error),
     };
     if (getenv("GTL_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("GTL_TEST_FILTER"));
