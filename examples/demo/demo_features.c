@@ -24,13 +24,13 @@ void demo_bb_opts_default(demo_bb_opts *o)
     memset(o, 0, sizeof *o);
     o->steps = 600;
     o->batch = 64;
-    o->lr = 0.05f;
+    o->lr = 1e-3f;
     o->weight_decay = 5e-4f;
     o->cross_style = 1;
     o->edge_prob = 0.25f;
     o->aug_flags = GTL_AUGMENT_RESIZED_CROP | GTL_AUGMENT_COLOR | GTL_AUGMENT_GRAY;
     o->seed = 0;
-    o->optimizer = GTL_OPTIM_SGD;
+    o->optimizer = GTL_OPTIM_ADAM;
 }
 
 uint64_t demo_bb_opts_key(const demo_bb_opts *o, uint64_t data_key)
@@ -262,6 +262,8 @@ int demo_backbone_train(const demo_data *d, const demo_bb_opts *o, const char *s
     ex_progress pr;
     ex_progress_start(&pr, "backbone training", o->steps);
     double loss_avg = 0, acc_avg = 0;
+    if (o->eval_every > 0 && d->n_val > 0)
+        val_eval(d, bb, 0); /* the untrained network: what training adds */
     for (int64_t s = 0; s < o->steps; s++) {
         pool_batch(&pool, o->cross_style, o->batch, &rng, img, lab);
         for (int64_t i = 0; i < o->batch; i++)
