@@ -32,6 +32,7 @@ typedef struct opts {
     demo_bb_opts bb;
     int64_t episodes;
     int64_t gtl_episodes;
+    int64_t gtl_episodes5;
     int64_t views;
     int64_t b1_epochs, b2_epochs;
     int64_t max_base, max_novel;
@@ -63,11 +64,14 @@ static void usage(FILE *f)
             "                     unless --lr) instead of Adam\n"
             "  --no-cross-style   batches of random images instead of 16 classes x 4 styles\n"
             "  --edge-prob P      probability of an edge-map view in training (default 0.25)\n"
+            "  --bb-classes N     train the backbone on N of the base classes (default 100;\n"
+            "                     0 = all): more epochs per class within the step budget\n"
             "  --val-classes N    hold N base classes out of all training (lever selection)\n"
             "  --bb-eval-every N  nearest-centroid accuracy on those every N training steps\n"
             "  --episodes N       episodes per 5-way setting (default 600)\n"
-            "  --gtl-episodes N   episodes for the GTL methods (default 100, a prefix of the\n"
-            "                     same episode list: GTL adapts a model per episode)\n"
+            "  --gtl-episodes N   1-shot episodes for the GTL methods (default 100, a prefix\n"
+            "                     of the same episode list: GTL adapts a model per episode)\n"
+            "  --gtl-episodes5 N  5-shot episodes for the GTL methods (default 30)\n"
             "  --full             GTL methods on every episode and on all-way 5-shot too (slow)\n"
             "  --views N          augmented views per novel image (default 4; 5-shot needs 4)\n"
             "  --b1-epochs N      stage B1 epochs (default 120)  --b2-epochs N (default 60)\n"
@@ -78,7 +82,7 @@ static void usage(FILE *f)
             "  --backbone-only    stop after training (or loading) the backbone\n"
             "  --threads N        compute threads (default: OpenMP's)\n"
             "  --seed N           seed of the episodes (default 0)\n",
-            600);
+            300);
 }
 
 static int64_t arg_i64(int argc, char **argv, int *i)
@@ -128,6 +132,7 @@ static void parse(int argc, char **argv, opts *o)
     demo_bb_opts_default(&o->bb);
     o->episodes = 600;
     o->gtl_episodes = -1;
+    o->gtl_episodes5 = -1;
     o->views = 4;
     o->b1_epochs = 120;
     o->b2_epochs = 60;
@@ -167,6 +172,8 @@ static void parse(int argc, char **argv, opts *o)
             o->bb.cross_style = 0;
         } else if (!strcmp(a, "--edge-prob")) {
             o->bb.edge_prob = (float)arg_f(argc, argv, &i);
+        } else if (!strcmp(a, "--bb-classes")) {
+            o->bb.max_classes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--val-classes")) {
             o->val_classes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--bb-eval-every")) {
@@ -175,6 +182,8 @@ static void parse(int argc, char **argv, opts *o)
             o->episodes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--gtl-episodes")) {
             o->gtl_episodes = arg_i64(argc, argv, &i);
+        } else if (!strcmp(a, "--gtl-episodes5")) {
+            o->gtl_episodes5 = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--views")) {
             o->views = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--b1-epochs")) {
@@ -222,6 +231,7 @@ static void parse(int argc, char **argv, opts *o)
         o->max_novel = 60;
         if (!steps_set)
             o->bb.steps = 60;
+        o->bb.max_classes = o->bb.max_classes == 100 ? 50 : o->bb.max_classes;
         if (o->episodes == 600)
             o->episodes = 100;
         o->b1_epochs = o->b1_epochs == 120 ? 10 : o->b1_epochs;
@@ -231,6 +241,10 @@ static void parse(int argc, char **argv, opts *o)
         o->gtl_episodes = o->full ? o->episodes : o->quick ? 5 : 100;
     if (o->gtl_episodes > o->episodes || o->full)
         o->gtl_episodes = o->episodes;
+    if (o->gtl_episodes5 < 0)
+        o->gtl_episodes5 = o->quick ? 3 : 30;
+    if (o->gtl_episodes5 > o->episodes || o->full)
+        o->gtl_episodes5 = o->episodes;
     if (o->episodes < 2 || o->bb.batch < 2 || o->b1_epochs < 1 || o->b2_epochs < 1) {
         fprintf(stderr, "error: --episodes, --batch need >= 2, --b1/b2-epochs >= 1\n");
         exit(2);
@@ -562,7 +576,9 @@ int main(int argc, char **argv)
         for (int64_t k = 0; k < n_methods; k++) {
             demo_method *m = &methods[k];
             int is_gtl = m->kind == DEMO_M_GTL || m->kind == DEMO_M_GTL_IMPRINT;
-            int64_t n_ep = is_gtl && !st->all_way ? o.gtl_episodes : o.episodes;
+            int64_t n_ep = !is_gtl || st->all_way ? o.episodes
+                           : st->shots > 1           ? o.gtl_episodes5
+                                                     : o.gtl_episodes;
             if (is_gtl && st->all_way && st->shots > 1 && !o.full)
                 continue; /* one adaptation on every class x 5 shots x views: --full */
             int64_t *use = list;
@@ -605,11 +621,13 @@ int main(int argc, char **argv)
                   (long long)d.n_twin_dropped);
     ex_buf_printf(&fj, "  \"settings\": {\"quick\": %s, \"backbone_steps\": %lld, "
                        "\"backbone_batch\": %lld, \"cross_style\": %d, \"edge_prob\": %.3f, "
-                       "\"episodes\": %lld, \"gtl_episodes\": %lld, \"views\": %lld, "
+                       "\"episodes\": %lld, \"gtl_episodes\": %lld, \"gtl_episodes_5shot\": %lld, "
+                       "\"views\": %lld, "
                        "\"b1_epochs\": %lld, \"b2_epochs\": %lld, \"seed\": %llu},\n",
                   o.quick ? "true" : "false", (long long)o.bb.steps, (long long)o.bb.batch,
                   o.bb.cross_style, (double)o.bb.edge_prob, (long long)o.episodes,
-                  (long long)o.gtl_episodes, (long long)o.views, (long long)o.b1_epochs,
+                  (long long)o.gtl_episodes, (long long)o.gtl_episodes5, (long long)o.views,
+                  (long long)o.b1_epochs,
                   (long long)o.b2_epochs, (unsigned long long)o.seed);
     ex_buf_printf(&fj, "  \"seconds\": {\"backbone_training\": %.1f, \"features\": %.1f, "
                        "\"heads\": %.1f, \"evaluation\": %.1f, \"total\": %.1f}",
@@ -621,8 +639,8 @@ int main(int argc, char **argv)
                   (long long)d.n_base, (long long)d.n_novel, demo_twins_name(o.twins),
                   (long long)d.n_twin_dropped, (long long)d.n_twin_classes);
     ex_buf_printf(&fm, "- episodes: %lld per 5-way setting (GTL methods: the first %lld of "
-                       "them%s)\n",
-                  (long long)o.episodes, (long long)o.gtl_episodes,
+                       "them at 1-shot, %lld at 5-shot%s)\n",
+                  (long long)o.episodes, (long long)o.gtl_episodes, (long long)o.gtl_episodes5,
                   o.full ? "" : "; all-way 5-shot without GTL methods");
     ex_buf_printf(&fm, "- time: backbone %.0f s, features %.0f s, GTL heads %.0f s, "
                        "evaluation %.0f s, total %.0f s\n",
