@@ -32,6 +32,7 @@ typedef struct opts {
     demo_bb_opts bb;
     int64_t episodes;
     int64_t gtl_episodes;
+    int64_t gtl_episodes5;
     int64_t views;
     int64_t b1_epochs, b2_epochs;
     int64_t max_base, max_novel;
@@ -44,6 +45,7 @@ typedef struct opts {
     int five_shot;
     int plots;
     int bb_only;
+    int full;
 } opts;
 
 static void usage(FILE *f)
@@ -57,15 +59,20 @@ static void usage(FILE *f)
             "  --backbone PATH    a saved libgtl backbone instead of training one\n"
             "  --steps N          backbone training steps (default %d)\n"
             "  --batch N          backbone batch size (default 64)\n"
-            "  --lr X             backbone peak learning rate (default 0.05, SGD Nesterov)\n"
-            "  --adam             train the backbone with Adam (lr 1e-3 unless --lr)\n"
+            "  --lr X             backbone peak learning rate (default 1e-3 with Adam)\n"
+            "  --sgd              train the backbone with SGD, Nesterov momentum 0.9 (lr 0.05\n"
+            "                     unless --lr) instead of Adam\n"
             "  --no-cross-style   batches of random images instead of 16 classes x 4 styles\n"
             "  --edge-prob P      probability of an edge-map view in training (default 0.25)\n"
+            "  --bb-classes N     train the backbone on N of the base classes (default 100;\n"
+            "                     0 = all): more epochs per class within the step budget\n"
             "  --val-classes N    hold N base classes out of all training (lever selection)\n"
             "  --bb-eval-every N  nearest-centroid accuracy on those every N training steps\n"
             "  --episodes N       episodes per 5-way setting (default 600)\n"
-            "  --gtl-episodes N   episodes for the GTL methods (default: --episodes; a prefix\n"
-            "                     of the same episode list)\n"
+            "  --gtl-episodes N   1-shot episodes for the GTL methods (default 100, a prefix\n"
+            "                     of the same episode list: GTL adapts a model per episode)\n"
+            "  --gtl-episodes5 N  5-shot episodes for the GTL methods (default 30)\n"
+            "  --full             GTL methods on every episode and on all-way 5-shot too (slow)\n"
             "  --views N          augmented views per novel image (default 4; 5-shot needs 4)\n"
             "  --b1-epochs N      stage B1 epochs (default 120)  --b2-epochs N (default 60)\n"
             "  --twins POLICY     sketch twins among novel classes: keep-one (default), exclude, keep\n"
@@ -75,7 +82,7 @@ static void usage(FILE *f)
             "  --backbone-only    stop after training (or loading) the backbone\n"
             "  --threads N        compute threads (default: OpenMP's)\n"
             "  --seed N           seed of the episodes (default 0)\n",
-            600);
+            300);
 }
 
 static int64_t arg_i64(int argc, char **argv, int *i)
@@ -125,6 +132,7 @@ static void parse(int argc, char **argv, opts *o)
     demo_bb_opts_default(&o->bb);
     o->episodes = 600;
     o->gtl_episodes = -1;
+    o->gtl_episodes5 = -1;
     o->views = 4;
     o->b1_epochs = 120;
     o->b2_epochs = 60;
@@ -158,10 +166,14 @@ static void parse(int argc, char **argv, opts *o)
             lr_set = 1;
         } else if (!strcmp(a, "--adam")) {
             o->bb.optimizer = GTL_OPTIM_ADAM;
+        } else if (!strcmp(a, "--sgd")) {
+            o->bb.optimizer = GTL_OPTIM_SGD;
         } else if (!strcmp(a, "--no-cross-style")) {
             o->bb.cross_style = 0;
         } else if (!strcmp(a, "--edge-prob")) {
             o->bb.edge_prob = (float)arg_f(argc, argv, &i);
+        } else if (!strcmp(a, "--bb-classes")) {
+            o->bb.max_classes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--val-classes")) {
             o->val_classes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--bb-eval-every")) {
@@ -170,6 +182,8 @@ static void parse(int argc, char **argv, opts *o)
             o->episodes = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--gtl-episodes")) {
             o->gtl_episodes = arg_i64(argc, argv, &i);
+        } else if (!strcmp(a, "--gtl-episodes5")) {
+            o->gtl_episodes5 = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--views")) {
             o->views = arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--b1-epochs")) {
@@ -194,6 +208,8 @@ static void parse(int argc, char **argv, opts *o)
             o->five_shot = 0;
         } else if (!strcmp(a, "--experiments")) {
             o->experiments = 1;
+        } else if (!strcmp(a, "--full")) {
+            o->full = 1;
         } else if (!strcmp(a, "--backbone-only")) {
             o->bb_only = 1;
         } else if (!strcmp(a, "--no-plots")) {
@@ -208,20 +224,27 @@ static void parse(int argc, char **argv, opts *o)
             exit(2);
         }
     }
-    if (o->bb.optimizer == GTL_OPTIM_ADAM && !lr_set)
-        o->bb.lr = 1e-3f;
+    if (o->bb.optimizer == GTL_OPTIM_SGD && !lr_set)
+        o->bb.lr = 0.05f;
     if (o->quick) {
         o->max_base = 150;
         o->max_novel = 60;
         if (!steps_set)
             o->bb.steps = 60;
+        o->bb.max_classes = o->bb.max_classes == 100 ? 50 : o->bb.max_classes;
         if (o->episodes == 600)
             o->episodes = 100;
-        o->b1_epochs = o->b1_epochs == 120 ? 20 : o->b1_epochs;
-        o->b2_epochs = o->b2_epochs == 60 ? 20 : o->b2_epochs;
+        o->b1_epochs = o->b1_epochs == 120 ? 10 : o->b1_epochs;
+        o->b2_epochs = o->b2_epochs == 60 ? 10 : o->b2_epochs;
     }
-    if (o->gtl_episodes < 0 || o->gtl_episodes > o->episodes)
+    if (o->gtl_episodes < 0)
+        o->gtl_episodes = o->full ? o->episodes : o->quick ? 5 : 100;
+    if (o->gtl_episodes > o->episodes || o->full)
         o->gtl_episodes = o->episodes;
+    if (o->gtl_episodes5 < 0)
+        o->gtl_episodes5 = o->quick ? 3 : 30;
+    if (o->gtl_episodes5 > o->episodes || o->full)
+        o->gtl_episodes5 = o->episodes;
     if (o->episodes < 2 || o->bb.batch < 2 || o->b1_epochs < 1 || o->b2_epochs < 1) {
         fprintf(stderr, "error: --episodes, --batch need >= 2, --b1/b2-epochs >= 1\n");
         exit(2);
@@ -471,8 +494,12 @@ int main(int argc, char **argv)
     free(hpath);
 
     /* 4. methods and settings */
-    demo_gtl_cfg none, no_freeze, n2only, n1short, n1_low_lr, sample_cls;
+    demo_gtl_cfg none, no_freeze, n2only, n1short, n1_low_lr, sample_cls, n1_nokl, n1_cmax;
     demo_gtl_cfg_none(&none);
+    n1_nokl = none;
+    n1_nokl.beta = 0; /* N1 without |KL - C_t|: only the frozen generator's reconstruction */
+    n1_cmax = none;
+    n1_cmax.capacity_rate_novel = 1e6f; /* C_t = C_max from N1's first step */
     no_freeze = none;
     no_freeze.freeze_generator = 0;
     n2only = none;
@@ -491,6 +518,8 @@ int main(int argc, char **argv)
         {"gtl", "GTL (B1+B2, N1+N2)", DEMO_M_GTL, 0, 1, none, 0},
         {"gtl_no_estimator", "GTL without estimator", DEMO_M_GTL, 0, 2, none, 0},
         {"gtl_unfrozen_generator", "GTL, generator not frozen", DEMO_M_GTL, 0, 1, no_freeze, 0},
+        {"gtl_n1_nokl", "GTL, N1 without KL (beta 0)", DEMO_M_GTL, 0, 1, n1_nokl, 0},
+        {"gtl_n1_cmax", "GTL, N1 with C_t = C_max", DEMO_M_GTL, 0, 1, n1_cmax, 1},
         {"gtl_n2_only", "GTL N2 only (no N1)", DEMO_M_GTL, 0, 1, n2only, 1},
         {"gtl_n1_10", "GTL, N1 10 epochs", DEMO_M_GTL, 0, 1, n1short, 1},
         {"gtl_n1_lr1e-4", "GTL, N1 lr 1e-4", DEMO_M_GTL, 0, 1, n1_low_lr, 1},
@@ -547,7 +576,11 @@ int main(int argc, char **argv)
         for (int64_t k = 0; k < n_methods; k++) {
             demo_method *m = &methods[k];
             int is_gtl = m->kind == DEMO_M_GTL || m->kind == DEMO_M_GTL_IMPRINT;
-            int64_t n_ep = is_gtl && !st->all_way ? o.gtl_episodes : o.episodes;
+            int64_t n_ep = !is_gtl || st->all_way ? o.episodes
+                           : st->shots > 1           ? o.gtl_episodes5
+                                                     : o.gtl_episodes;
+            if (is_gtl && st->all_way && st->shots > 1 && !o.full)
+                continue; /* one adaptation on every class x 5 shots x views: --full */
             int64_t *use = list;
             size_t use_n = list_n;
             if (list && !st->all_way && n_ep < o.episodes)
@@ -588,11 +621,13 @@ int main(int argc, char **argv)
                   (long long)d.n_twin_dropped);
     ex_buf_printf(&fj, "  \"settings\": {\"quick\": %s, \"backbone_steps\": %lld, "
                        "\"backbone_batch\": %lld, \"cross_style\": %d, \"edge_prob\": %.3f, "
-                       "\"episodes\": %lld, \"gtl_episodes\": %lld, \"views\": %lld, "
+                       "\"episodes\": %lld, \"gtl_episodes\": %lld, \"gtl_episodes_5shot\": %lld, "
+                       "\"views\": %lld, "
                        "\"b1_epochs\": %lld, \"b2_epochs\": %lld, \"seed\": %llu},\n",
                   o.quick ? "true" : "false", (long long)o.bb.steps, (long long)o.bb.batch,
                   o.bb.cross_style, (double)o.bb.edge_prob, (long long)o.episodes,
-                  (long long)o.gtl_episodes, (long long)o.views, (long long)o.b1_epochs,
+                  (long long)o.gtl_episodes, (long long)o.gtl_episodes5, (long long)o.views,
+                  (long long)o.b1_epochs,
                   (long long)o.b2_epochs, (unsigned long long)o.seed);
     ex_buf_printf(&fj, "  \"seconds\": {\"backbone_training\": %.1f, \"features\": %.1f, "
                        "\"heads\": %.1f, \"evaluation\": %.1f, \"total\": %.1f}",
@@ -603,8 +638,10 @@ int main(int argc, char **argv)
                        "(%lld of %lld novel twin classes dropped)\n",
                   (long long)d.n_base, (long long)d.n_novel, demo_twins_name(o.twins),
                   (long long)d.n_twin_dropped, (long long)d.n_twin_classes);
-    ex_buf_printf(&fm, "- episodes: %lld per 5-way setting (GTL methods: the first %lld)\n",
-                  (long long)o.episodes, (long long)o.gtl_episodes);
+    ex_buf_printf(&fm, "- episodes: %lld per 5-way setting (GTL methods: the first %lld of "
+                       "them at 1-shot, %lld at 5-shot%s)\n",
+                  (long long)o.episodes, (long long)o.gtl_episodes, (long long)o.gtl_episodes5,
+                  o.full ? "" : "; all-way 5-shot without GTL methods");
     ex_buf_printf(&fm, "- time: backbone %.0f s, features %.0f s, GTL heads %.0f s, "
                        "evaluation %.0f s, total %.0f s\n",
                   t_bb, t_feat, t_head + t_head2, t_eval, t_total);

@@ -30,6 +30,8 @@ void demo_gtl_cfg_none(demo_gtl_cfg *c)
     c->n2_lr = NAN;
     c->freeze_generator = -1;
     c->cls_use_mean = -1;
+    c->beta = NAN;
+    c->capacity_rate_novel = NAN;
 }
 
 gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f)
@@ -129,6 +131,10 @@ static void apply_cfg(gtl_model *c, const demo_gtl_cfg *g)
         EX_CHECK(gtl_model_set_i64(c, GTL_MODEL_FREEZE_GENERATOR, g->freeze_generator));
     if (g->cls_use_mean >= 0)
         EX_CHECK(gtl_model_set_i64(c, GTL_MODEL_CLS_USE_MEAN, g->cls_use_mean));
+    if (!isnan(g->beta))
+        EX_CHECK(gtl_model_set_f32(c, GTL_MODEL_BETA, g->beta));
+    if (!isnan(g->capacity_rate_novel))
+        EX_CHECK(gtl_model_set_f32(c, GTL_MODEL_CAPACITY_RATE_NOVEL, g->capacity_rate_novel));
 }
 
 /* An Adam optimizer with gtl_adapt's schedule (docs/method.md) for a stage of

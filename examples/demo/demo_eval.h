@@ -42,6 +42,8 @@ typedef struct demo_gtl_cfg {
     float n1_lr, n2_lr;
     int64_t freeze_generator;
     int64_t cls_use_mean;
+    float beta;                /* weight of |KL - C_t| (in N1: the model's setting) */
+    float capacity_rate_novel; /* r of C_t in N1 */
 } demo_gtl_cfg;
 
 void demo_gtl_cfg_none(demo_gtl_cfg *c);

@@ -22,24 +22,26 @@ static uint64_t mix64(uint64_t x)
 void demo_bb_opts_default(demo_bb_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->steps = 600;
+    o->steps = 300;
+    o->max_classes = 100;
     o->batch = 64;
-    o->lr = 0.05f;
+    o->lr = 1e-3f;
     o->weight_decay = 5e-4f;
     o->cross_style = 1;
     o->edge_prob = 0.25f;
     o->aug_flags = GTL_AUGMENT_RESIZED_CROP | GTL_AUGMENT_COLOR | GTL_AUGMENT_GRAY;
     o->seed = 0;
-    o->optimizer = GTL_OPTIM_SGD;
+    o->optimizer = GTL_OPTIM_ADAM;
 }
 
 uint64_t demo_bb_opts_key(const demo_bb_opts *o, uint64_t data_key)
 {
     char buf[256];
-    snprintf(buf, sizeof buf, "bb2|%lld|%lld|%.6g|%.6g|%d|%.4g|%u|%llu|%d|%llx",
+    snprintf(buf, sizeof buf, "bb3|%lld|%lld|%.6g|%.6g|%d|%.4g|%u|%llu|%d|%lld|%llx",
              (long long)o->steps, (long long)o->batch, (double)o->lr, (double)o->weight_decay,
              o->cross_style, (double)o->edge_prob, (unsigned)o->aug_flags,
-             (unsigned long long)o->seed, (int)o->optimizer, (unsigned long long)data_key);
+             (unsigned long long)o->seed, (int)o->optimizer, (long long)o->max_classes,
+             (unsigned long long)data_key);
     return ex_fnv(EX_FNV_INIT, buf, strlen(buf));
 }
 
@@ -51,12 +53,23 @@ typedef struct bb_pool {
     int64_t n;
 } bb_pool;
 
-static void pool_build(const demo_data *d, bb_pool *p)
+static void pool_build(const demo_data *d, int64_t max_classes, bb_pool *p)
 {
     memset(p, 0, sizeof *p);
     int64_t *label = ex_malloc(sizeof(int64_t) * (size_t)d->n_classes);
+    int64_t n_base = 0;
     for (int64_t c = 0; c < d->n_classes; c++)
-        label[c] = d->classes[c].split == DEMO_BASE ? p->n_classes++ : -1;
+        n_base += d->classes[c].split == DEMO_BASE;
+    /* a subset: the classes whose name hash falls below the quantile */
+    uint64_t cut = UINT64_MAX;
+    if (max_classes > 0 && max_classes < n_base)
+        cut = (uint64_t)((double)UINT64_MAX * ((double)max_classes / (double)n_base));
+    for (int64_t c = 0; c < d->n_classes; c++) {
+        const char *nm = d->classes[c].name;
+        int keep = d->classes[c].split == DEMO_BASE &&
+                   mix64(ex_fnv(EX_FNV_INIT, nm, strlen(nm))) <= cut;
+        label[c] = keep ? p->n_classes++ : -1;
+    }
     p->cls_start = ex_calloc((size_t)p->n_classes + 1, sizeof(int64_t));
     p->idx = ex_malloc(sizeof(int64_t) * (size_t)d->n_images);
     for (int64_t i = 0; i < d->n_images; i++) {
@@ -224,7 +237,7 @@ int demo_backbone_train(const demo_data *d, const demo_bb_opts *o, const char *s
 {
     *out = NULL;
     bb_pool pool;
-    pool_build(d, &pool);
+    pool_build(d, o->max_classes, &pool);
     if (pool.n_classes < 2) {
         fprintf(stderr, "error: need at least 2 base classes to train a backbone\n");
         pool_free(&pool);
@@ -259,9 +272,14 @@ int demo_backbone_train(const demo_data *d, const demo_bb_opts *o, const char *s
     int64_t *lab = ex_malloc(sizeof(int64_t) * (size_t)o->batch);
     uint64_t rng = mix64(o->seed ^ 0xb0b0ull);
     bb_loader L = {d, o, (int32_t)size, 0};
+    fprintf(stderr, "backbone: %lld base classes, %lld images, %lld steps of %lld\n",
+            (long long)pool.n_classes, (long long)pool.n, (long long)o->steps,
+            (long long)o->batch);
     ex_progress pr;
     ex_progress_start(&pr, "backbone training", o->steps);
     double loss_avg = 0, acc_avg = 0;
+    if (o->eval_every > 0 && d->n_val > 0)
+        val_eval(d, bb, 0); /* the untrained network: what training adds */
     for (int64_t s = 0; s < o->steps; s++) {
         pool_batch(&pool, o->cross_style, o->batch, &rng, img, lab);
         for (int64_t i = 0; i < o->batch; i++)
