@@ -354,7 +354,8 @@ static void test_conv_bad_args(void **state)
             ws_big[4] = {4, 3, 11, 3}, bs[1] = {4}, bs_bad[1] = {5}, x3[3] = {3, 8, 8},
             x0[4] = {0, 3, 8, 8};
     gtl__tensor *x = gt_leaf(env, 4, xs, NULL, true), *w = gt_leaf(env, 4, ws, NULL, true);
-    gtl__tensor *w_c = gt_leaf(env, 4, ws_c, NULL, true), *w_big = gt_leaf(env, 4, ws_big, NULL, true);
+    gtl__tensor *w_c = gt_leaf(env, 4, ws_c, NULL, true);
+    gtl__tensor *w_big = gt_leaf(env, 4, ws_big, NULL, true);
     gtl__tensor *b_bad = gt_leaf(env, 1, bs_bad, NULL, true), *b = gt_leaf(env, 1, bs, NULL, true);
     gtl__tensor *x_3d = gt_leaf(env, 3, x3, NULL, true), *x_0 = gt_leaf(env, 4, x0, NULL, true);
     gtl__tensor *y = (gtl__tensor *)1;
