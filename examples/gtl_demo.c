@@ -62,6 +62,8 @@ static void usage(FILE *f)
             "  --lr X             backbone peak learning rate (default 1e-3 with Adam)\n"
             "  --sgd              train the backbone with SGD, Nesterov momentum 0.9 (lr 0.05\n"
             "                     unless --lr) instead of Adam\n"
+            "  --loss L           backbone loss: ce, supcon (supervised contrastive), ce+supcon\n"
+            "  --temperature T    of the contrastive loss (default 0.1)\n"
             "  --no-cross-style   batches of random images instead of 16 classes x 4 styles\n"
             "  --edge-prob P      probability of an edge-map view in training (default 0.25)\n"
             "  --bb-classes N     train the backbone on N of the base classes (default 100;\n"
@@ -168,6 +170,20 @@ static void parse(int argc, char **argv, opts *o)
             o->bb.optimizer = GTL_OPTIM_ADAM;
         } else if (!strcmp(a, "--sgd")) {
             o->bb.optimizer = GTL_OPTIM_SGD;
+        } else if (!strcmp(a, "--loss")) {
+            const char *t = arg_s(argc, argv, &i);
+            if (!strcmp(t, "ce"))
+                o->bb.loss = GTL_BACKBONE_LOSS_CE;
+            else if (!strcmp(t, "supcon"))
+                o->bb.loss = GTL_BACKBONE_LOSS_SUPCON;
+            else if (!strcmp(t, "ce+supcon"))
+                o->bb.loss = GTL_BACKBONE_LOSS_CE_SUPCON;
+            else {
+                fprintf(stderr, "error: --loss: ce, supcon or ce+supcon (got %s)\n", t);
+                exit(2);
+            }
+        } else if (!strcmp(a, "--temperature")) {
+            o->bb.temperature = (float)arg_f(argc, argv, &i);
         } else if (!strcmp(a, "--no-cross-style")) {
             o->bb.cross_style = 0;
         } else if (!strcmp(a, "--edge-prob")) {

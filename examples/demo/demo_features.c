@@ -32,12 +32,15 @@ void demo_bb_opts_default(demo_bb_opts *o)
     o->aug_flags = GTL_AUGMENT_RESIZED_CROP | GTL_AUGMENT_COLOR | GTL_AUGMENT_GRAY;
     o->seed = 0;
     o->optimizer = GTL_OPTIM_ADAM;
+    o->loss = GTL_BACKBONE_LOSS_CE;
+    o->temperature = 0.1f;
 }
 
 uint64_t demo_bb_opts_key(const demo_bb_opts *o, uint64_t data_key)
 {
     char buf[256];
-    snprintf(buf, sizeof buf, "bb3|%lld|%lld|%.6g|%.6g|%d|%.4g|%u|%llu|%d|%lld|%llx",
+    snprintf(buf, sizeof buf, "bb4|%d|%.4g|%lld|%lld|%.6g|%.6g|%d|%.4g|%u|%llu|%d|%lld|%llx",
+             (int)o->loss, (double)o->temperature,
              (long long)o->steps, (long long)o->batch, (double)o->lr, (double)o->weight_decay,
              o->cross_style, (double)o->edge_prob, (unsigned)o->aug_flags,
              (unsigned long long)o->seed, (int)o->optimizer, (long long)o->max_classes,
@@ -247,7 +250,10 @@ int demo_backbone_train(const demo_data *d, const demo_bb_opts *o, const char *s
     gtl_backbone *bb = NULL;
     EX_CHECK(gtl_backbone_create(GTL_BACKBONE_RESNET_SMALL, &bb));
     EX_CHECK(gtl_backbone_set_i64(bb, GTL_BACKBONE_SEED, (int64_t)o->seed));
-    EX_CHECK(gtl_backbone_set_i64(bb, GTL_BACKBONE_NUM_CLASSES, pool.n_classes));
+    if (o->loss != GTL_BACKBONE_LOSS_SUPCON)
+        EX_CHECK(gtl_backbone_set_i64(bb, GTL_BACKBONE_NUM_CLASSES, pool.n_classes));
+    EX_CHECK(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, o->loss));
+    EX_CHECK(gtl_backbone_set_f32(bb, GTL_BACKBONE_TEMPERATURE, o->temperature));
     int64_t size = 0;
     EX_CHECK(gtl_backbone_get_i64(bb, GTL_BACKBONE_IMAGE_SIZE, &size));
 

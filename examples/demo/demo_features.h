@@ -16,6 +16,8 @@ typedef struct demo_bb_opts {
     uint32_t aug_flags;   /* gtl_augment flags of every training view */
     uint64_t seed;
     gtl_optim_kind optimizer;
+    gtl_backbone_loss loss; /* GTL_BACKBONE_LOSS: cross-entropy, supervised contrastive, both */
+    float temperature;      /* of the contrastive loss */
     int64_t max_classes;  /* > 0: train on that many base classes only (more epochs per class
                              within the step budget); chosen by a hash of the names */
     int64_t eval_every;   /* > 0: nearest-centroid accuracy on the DEMO_VAL classes every

@@ -72,8 +72,36 @@ typedef enum gtl_backbone_param {
      *  makes a fresh head */
     GTL_BACKBONE_NUM_CLASSES = 6,
     /** images per inference batch in the embed calls, 1 .. 4096 (8) */
-    GTL_BACKBONE_BATCH_SIZE = 7
+    GTL_BACKBONE_BATCH_SIZE = 7,
+    /** the loss of gtl_backbone_train_step(), a ::gtl_backbone_loss (GTL_BACKBONE_LOSS_CE) */
+    GTL_BACKBONE_LOSS = 8,
+    /** f32: temperature tau of the supervised contrastive loss, [0.01, 10] (0.1) */
+    GTL_BACKBONE_TEMPERATURE = 9,
+    /** f32: weight of the contrastive term in GTL_BACKBONE_LOSS_CE_SUPCON, [0, 100] (1) */
+    GTL_BACKBONE_SUPCON_WEIGHT = 10
 } gtl_backbone_param;
+
+/**
+ * Training losses of gtl_backbone_train_step() (GTL_BACKBONE_LOSS).
+ *
+ * The supervised contrastive loss (SupCon, Khosla et al. 2020) needs no
+ * classification head: with z_i the L2-normalised feature of image i and
+ * P(i) the other images of the batch with the label of i,
+ * L = mean over the anchors i with P(i) non-empty of
+ * -1/|P(i)| sum_{p in P(i)} log( exp(z_i.z_p / tau) / sum_{a != i} exp(z_i.z_a / tau) ).
+ * It pulls together the views of one class (e.g. the same object in several
+ * renderings) and pushes the other classes of the batch away, whatever the
+ * number of classes; batches need several images per label (e.g. 16 labels
+ * x 4 images).
+ */
+typedef enum gtl_backbone_loss {
+    /** cross-entropy of a linear head over GTL_BACKBONE_NUM_CLASSES classes (default) */
+    GTL_BACKBONE_LOSS_CE = 0,
+    /** supervised contrastive loss only; no head (labels are any ids >= 0) */
+    GTL_BACKBONE_LOSS_SUPCON = 1,
+    /** cross-entropy + GTL_BACKBONE_SUPCON_WEIGHT x supervised contrastive */
+    GTL_BACKBONE_LOSS_CE_SUPCON = 2
+} gtl_backbone_loss;
 
 /**
  * Creates a backbone with freshly initialised weights.
@@ -172,6 +200,36 @@ GTL_API gtl_status gtl_backbone_get_i64(const gtl_backbone *backbone, gtl_backbo
                                         int64_t *out_value);
 
 /**
+ * Sets a floating-point setting (the keys marked f32 in ::gtl_backbone_param).
+ *
+ * @param[in,out] backbone the backbone.
+ * @param[in]     key      GTL_BACKBONE_TEMPERATURE or GTL_BACKBONE_SUPCON_WEIGHT.
+ * @param[in]     value    finite and within the key's bounds.
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL backbone, unknown key,
+ *         an integer key, value not finite or out of range).
+ *
+ * Ownership: nothing is allocated.
+ * Thread safety: not concurrently with other calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_set_f32(gtl_backbone *backbone, gtl_backbone_param key,
+                                        float value);
+
+/**
+ * Reads a floating-point setting.
+ *
+ * @param[in]  backbone  the backbone.
+ * @param[in]  key       GTL_BACKBONE_TEMPERATURE or GTL_BACKBONE_SUPCON_WEIGHT.
+ * @param[out] out_value the value (0 on failure).
+ * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown key,
+ *         an integer key).
+ *
+ * Ownership: nothing is allocated.
+ * Thread safety: safe with other read-only calls on the same backbone.
+ */
+GTL_API gtl_status gtl_backbone_get_f32(const gtl_backbone *backbone, gtl_backbone_param key,
+                                        float *out_value);
+
+/**
  * Features of preprocessed images (inference: no gradients, normalisation
  * layers on running statistics).
  *
@@ -238,25 +296,30 @@ GTL_API gtl_status gtl_backbone_embed_files(gtl_backbone *backbone, const char *
 GTL_API gtl_status gtl_backbone_set_cache_dir(gtl_backbone *backbone, const char *dir);
 
 /**
- * One supervised training step of the backbone: features -> a linear
- * classification head over GTL_BACKBONE_NUM_CLASSES classes -> cross-entropy,
- * backward through the trainable blocks, optimizer step. Statistics are
- * [loss, accuracy (fraction of the batch), gradient norm, learning rate].
- * The head always trains; the backbone's trainable blocks are set by
- * GTL_BACKBONE_TRAINABLE_BLOCKS, which must be >= 1.
+ * One supervised training step of the backbone: features -> the loss chosen
+ * with GTL_BACKBONE_LOSS (cross-entropy of a linear head over
+ * GTL_BACKBONE_NUM_CLASSES classes, the supervised contrastive loss of
+ * ::gtl_backbone_loss, or both), backward through the trainable blocks,
+ * optimizer step. Statistics are [loss, accuracy, gradient norm, learning
+ * rate]; the accuracy is the head's on the batch, or with
+ * GTL_BACKBONE_LOSS_SUPCON the fraction of images whose most similar other
+ * image of the batch (cosine) has the same label.
+ * The head trains whenever the loss uses it; the backbone's trainable blocks
+ * are set by GTL_BACKBONE_TRAINABLE_BLOCKS, which must be >= 1.
  *
- * @param[in,out] backbone  the backbone (GTL_BACKBONE_NUM_CLASSES >= 2).
+ * @param[in,out] backbone  the backbone (GTL_BACKBONE_NUM_CLASSES >= 2 unless
+ *                          the loss is GTL_BACKBONE_LOSS_SUPCON).
  * @param[in,out] optimizer the optimizer (binds to the backbone's parameters).
  * @param[in]     images    n preprocessed images (3 x S x S each).
  * @param[in]     n         batch size, >= 2.
- * @param[in]     labels    n labels in [0, NUM_CLASSES).
+ * @param[in]     labels    n labels in [0, NUM_CLASSES) (SUPCON: any values >= 0).
  * @param[out]    stats     up to 4 statistics, or NULL.
  * @param[in]     n_stats   entries available in @p stats.
  * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 2,
  *         labels out of range, non-finite input); ::GTL_STATUS_BAD_STATE (no
- *         classes set, or TRAINABLE_BLOCKS = 0); ::GTL_STATUS_NUMERIC (non-finite
- *         loss or gradient: nothing changed); ::GTL_STATUS_OUT_OF_MEMORY;
- *         ::GTL_STATUS_BACKEND.
+ *         classes set for a loss with a head, or TRAINABLE_BLOCKS = 0);
+ *         ::GTL_STATUS_NUMERIC (non-finite loss or gradient: nothing changed);
+ *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
  *
  * Ownership: inputs are copied.
  * Thread safety: not concurrently with other calls on the backbone or optimizer.

@@ -28,6 +28,9 @@ typedef struct bb_key {
     const char *name;
     bool readonly;
     int64_t lo, hi, def;
+    bool is_f32;           /* an f32 key: the bounds and default below */
+    float flo, fhi, fdef;
+    bool optional;         /* may be absent from checkpoints (added after format 1) */
 } bb_key;
 
 /* Bounds of TRAINABLE_BLOCKS depend on the network; NUM_CLASSES also refuses 1. */
@@ -40,6 +43,11 @@ static const bb_key keys[GTL__BB_NKEYS] = {
     [GTL_BACKBONE_TRAINABLE_BLOCKS] = {"TRAINABLE_BLOCKS", false, 0, 4096, 0},
     [GTL_BACKBONE_NUM_CLASSES] = {"NUM_CLASSES", false, 0, (int64_t)1 << 20, 0},
     [GTL_BACKBONE_BATCH_SIZE] = {"BATCH_SIZE", false, 1, 4096, 8},
+    [GTL_BACKBONE_LOSS] = {"LOSS", false, 0, 2, GTL_BACKBONE_LOSS_CE, .optional = true},
+    [GTL_BACKBONE_TEMPERATURE] = {"TEMPERATURE", false, .is_f32 = true, .flo = 0.01f,
+                                  .fhi = 10.0f, .fdef = 0.1f, .optional = true},
+    [GTL_BACKBONE_SUPCON_WEIGHT] = {"SUPCON_WEIGHT", false, .is_f32 = true, .flo = 0.0f,
+                                    .fhi = 100.0f, .fdef = 1.0f, .optional = true},
 };
 
 static bool key_valid(int key)
@@ -55,8 +63,10 @@ gtl_status gtl__bb_alloc(gtl_backbone **out_bb)
     gtl_backbone *bb = gtl__calloc(1, sizeof *bb);
     if (bb == NULL)
         return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "backbone: out of memory");
-    for (int k = 0; k < GTL__BB_NKEYS; k++)
+    for (int k = 0; k < GTL__BB_NKEYS; k++) {
         bb->iv[k] = keys[k].def;
+        bb->fv[k] = keys[k].fdef;
+    }
     bb->head_w = bb->head_b = -1;
     gtl__rng_seed(&bb->rng, 0);
     gtl_status st = gtl__ctx_create(&bb->ctx);
@@ -272,6 +282,9 @@ gtl_status gtl_backbone_set_i64(gtl_backbone *backbone, gtl_backbone_param key, 
     gtl_backbone *bb = backbone;
     if (k->readonly)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s is read-only", fn, k->name);
+    if (k->is_f32)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s is an f32 setting "
+                          "(gtl_backbone_set_f32)", fn, k->name);
     if ((key == GTL_BACKBONE_FEATURE_PARTS && !bb->arch->has_feature_parts) ||
         (key == GTL_BACKBONE_BF16 && !bb->arch->has_bf16))
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s does not apply to the %s backbone", fn,
@@ -332,6 +345,9 @@ gtl_status gtl_backbone_get_i64(const gtl_backbone *backbone, gtl_backbone_param
     if (!key_valid((int)key))
         return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_backbone_get_i64: unknown key %d",
                           (int)key);
+    if (keys[key].is_f32)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "gtl_backbone_get_i64: %s is an f32 setting "
+                          "(gtl_backbone_get_f32)", keys[key].name);
     const gtl_backbone *bb = backbone;
     switch (key) {
     case GTL_BACKBONE_IMAGE_SIZE:
@@ -343,6 +359,43 @@ gtl_status gtl_backbone_get_i64(const gtl_backbone *backbone, gtl_backbone_param
     default:
         *out_value = bb->iv[key];
     }
+    return GTL_STATUS_OK;
+}
+
+gtl_status gtl_backbone_set_f32(gtl_backbone *backbone, gtl_backbone_param key, float value)
+{
+    const char *fn = "gtl_backbone_set_f32";
+    gtl__clear_error();
+    if (backbone == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: backbone is NULL", fn);
+    if (!key_valid((int)key))
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: unknown key %d", fn, (int)key);
+    const bb_key *k = &keys[key];
+    if (!k->is_f32)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s is an integer setting "
+                          "(gtl_backbone_set_i64)", fn, k->name);
+    if (!(value >= k->flo && value <= k->fhi)) /* also refuses NaN */
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s = %g is outside [%g, %g]", fn,
+                          k->name, (double)value, (double)k->flo, (double)k->fhi);
+    backbone->fv[key] = value;
+    return GTL_STATUS_OK;
+}
+
+gtl_status gtl_backbone_get_f32(const gtl_backbone *backbone, gtl_backbone_param key,
+                                float *out_value)
+{
+    const char *fn = "gtl_backbone_get_f32";
+    gtl__clear_error();
+    if (out_value != NULL)
+        *out_value = 0.0f;
+    if (backbone == NULL || out_value == NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: NULL argument", fn);
+    if (!key_valid((int)key))
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: unknown key %d", fn, (int)key);
+    if (!keys[key].is_f32)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "%s: %s is an integer setting "
+                          "(gtl_backbone_get_i64)", fn, keys[key].name);
+    *out_value = backbone->fv[key];
     return GTL_STATUS_OK;
 }
 
@@ -417,6 +470,65 @@ gtl_status gtl_backbone_embed(gtl_backbone *backbone, const float *images, int64
 
 /* ---- supervised training ------------------------------------------------- */
 
+/* The supervised contrastive loss of gtl_backbone_loss (backbone.h), composed
+ * of tape ops (each gradient-checked): z = rows of feat L2-normalised, logits
+ * S = z z^T / tau (one matmul) with the diagonal pushed to -1e4 (an image is not its own
+ * candidate), log-softmax over each row, then -sum(W * logP) where
+ * W[i][p] = 1 / (|P(i)| A) for the positives p of anchor i and A anchors with
+ * positives. With no anchor having a positive the loss is 0 (constant). With
+ * out_nn_acc, the fraction of images whose most similar other image has
+ * their label (leave-one-out nearest neighbour on the batch). */
+static gtl_status supcon_loss(gtl__tape *t, gtl__tensor *feat, const int64_t *labels,
+                              float tau, gtl__tensor **out, float *out_nn_acc)
+{
+    int64_t n = feat->ne[0], nn[2] = {n, n};
+    gtl__tensor *z = NULL, *s = NULL, *mask = NULL, *w = NULL, *lp = NULL, *prod = NULL;
+    gtl_status st = gtl__tape_leaf(t, 2, nn, NULL, false, &mask);
+    if (st == GTL_STATUS_OK)
+        st = gtl__tape_leaf(t, 2, nn, NULL, false, &w);
+    if (st != GTL_STATUS_OK)
+        return st;
+    int64_t anchors = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t np = 0;
+        for (int64_t j = 0; j < n; j++)
+            np += j != i && labels[j] == labels[i];
+        anchors += np > 0;
+        mask->data[i * n + i] = -1e4f;
+    }
+    for (int64_t i = 0; i < n && anchors > 0; i++) {
+        int64_t np = 0;
+        for (int64_t j = 0; j < n; j++)
+            np += j != i && labels[j] == labels[i];
+        for (int64_t j = 0; j < n && np > 0; j++)
+            if (j != i && labels[j] == labels[i])
+                w->data[i * n + j] = -1.0f / ((float)np * (float)anchors);
+    }
+    st = gtl__op_l2_normalize(t, feat, 1e-12f, &z);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_matmul(t, z, z, false, true, 1.0f / tau, &s);
+    if (st == GTL_STATUS_OK && out_nn_acc != NULL) {
+        int64_t correct = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t best = i == 0 ? 1 : 0;
+            for (int64_t j = 0; j < n; j++)
+                if (j != i && s->data[i * n + j] > s->data[i * n + best])
+                    best = j;
+            correct += labels[best] == labels[i];
+        }
+        *out_nn_acc = (float)correct / (float)n;
+    }
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_add(t, s, mask, &s);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_log_softmax(t, s, &lp);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_mul(t, lp, w, &prod);
+    if (st == GTL_STATUS_OK)
+        st = gtl__op_sum(t, prod, -1, false, out);
+    return st;
+}
+
 /* Frozen parameters carry the paramset's frozen flag: the optimizer skips
  * them without a group. */
 gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer *optimizer,
@@ -433,17 +545,20 @@ gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer *optimi
     if (n < 2 || n > ((int64_t)1 << 31))
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: batch size must be >= 2 (got %lld)", fn,
                           (long long)n);
-    int64_t c = bb->iv[GTL_BACKBONE_NUM_CLASSES];
-    if (c < 2 || bb->head_w < 0)
+    int64_t c = bb->iv[GTL_BACKBONE_NUM_CLASSES], loss_kind = bb->iv[GTL_BACKBONE_LOSS];
+    bool use_head = loss_kind != GTL_BACKBONE_LOSS_SUPCON;
+    bool use_supcon = loss_kind != GTL_BACKBONE_LOSS_CE;
+    if (use_head && (c < 2 || bb->head_w < 0))
         return gtl__error(GTL_STATUS_BAD_STATE, "%s: no classes set (GTL_BACKBONE_NUM_CLASSES)",
                           fn);
     if (bb->iv[GTL_BACKBONE_TRAINABLE_BLOCKS] == 0)
         return gtl__error(GTL_STATUS_BAD_STATE, "%s: nothing trainable: the backbone is frozen "
                           "(GTL_BACKBONE_TRAINABLE_BLOCKS = 0)", fn);
     for (int64_t i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= c)
-            return gtl__error(GTL_STATUS_INVALID_ARG, "%s: label %lld of image %lld is outside "
-                              "[0, %lld)", fn, (long long)labels[i], (long long)i, (long long)c);
+        if (labels[i] < 0 || (use_head && labels[i] >= c))
+            return gtl__error(GTL_STATUS_INVALID_ARG, use_head ? "%s: label %lld of image %lld "
+                              "is outside [0, %lld)" : "%s: label %lld of image %lld is "
+                              "negative", fn, (long long)labels[i], (long long)i, (long long)c);
     gtl_status st = check_images(bb, images, n, fn);
     if (st != GTL_STATUS_OK)
         return st;
@@ -477,11 +592,20 @@ gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer *optimi
     st = gtl__tape_leaf(t, 4, ne, images, false, &x);
     if (st == GTL_STATUS_OK)
         st = bb->arch->forward(bb, x, &feat);
-    if (st == GTL_STATUS_OK)
+    if (st == GTL_STATUS_OK && use_head)
         st = gtl__op_linear(t, feat, gtl__paramset_get(ps, bb->head_w),
                             gtl__paramset_get(ps, bb->head_b), GTL__ACT_NONE, &logits);
-    if (st == GTL_STATUS_OK)
+    if (st == GTL_STATUS_OK && use_head)
         st = gtl__op_cross_entropy(t, logits, labels, &loss);
+    if (st == GTL_STATUS_OK && use_supcon) {
+        gtl__tensor *sc = NULL;
+        st = supcon_loss(t, feat, labels, bb->fv[GTL_BACKBONE_TEMPERATURE], &sc,
+                         use_head ? NULL : &local[1]);
+        if (st == GTL_STATUS_OK && use_head)
+            st = gtl__op_scale(t, sc, bb->fv[GTL_BACKBONE_SUPCON_WEIGHT], 0.0f, &sc);
+        if (st == GTL_STATUS_OK)
+            st = use_head ? gtl__op_add(t, loss, sc, &loss) : (loss = sc, GTL_STATUS_OK);
+    }
     if (st == GTL_STATUS_OK && !isfinite(loss->data[0]))
         st = gtl__error(GTL_STATUS_NUMERIC, "%s: the loss is %s; nothing changed", fn,
                         isnan(loss->data[0]) ? "NaN" : "infinite");
@@ -489,7 +613,7 @@ gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer *optimi
         st = gtl__tape_backward(t, loss);
     if (st == GTL_STATUS_OK) {
         int64_t correct = 0;
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; use_head && i < n; i++) {
             const float *row = logits->data + i * c;
             int64_t best = 0;
             for (int64_t k = 1; k < c; k++)
@@ -498,7 +622,8 @@ gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer *optimi
             correct += best == labels[i];
         }
         local[0] = loss->data[0];
-        local[1] = (float)correct / (float)n;
+        if (use_head)
+            local[1] = (float)correct / (float)n;
         if (optimizer->bound &&
             (optimizer->n_params != ps->n_params || optimizer->n_total != ps->n_total)) {
             gtl__log(GTL_LOG_INFO, "%s: the optimizer's state was for other parameters; reset",
@@ -555,7 +680,8 @@ gtl_status gtl_backbone_save(const gtl_backbone *backbone, const char *path)
         if (keys[k].readonly)
             continue;
         snprintf(key, sizeof key, "backbone.%s", keys[k].name);
-        st = gtl__ckpt_add_meta_i64(w, key, bb->iv[k]);
+        st = keys[k].is_f32 ? gtl__ckpt_add_meta_f64(w, key, (double)bb->fv[k])
+                            : gtl__ckpt_add_meta_i64(w, key, bb->iv[k]);
     }
     if (st == GTL_STATUS_OK)
         st = gtl__ckpt_add_meta_f64(w, "rng.spare", bb->rng.spare);
@@ -626,11 +752,26 @@ static gtl_status load_ckpt(gtl_backbone *bb, gtl__ckpt_reader *r, const char *p
                           path, arch_name);
     /* Settings first: the head's shape depends on FEATURE_PARTS and NUM_CLASSES. */
     int64_t iv[GTL__BB_NKEYS];
+    float fv[GTL__BB_NKEYS];
     memcpy(iv, bb->iv, sizeof iv);
+    memcpy(fv, bb->fv, sizeof fv);
     for (int k = 0; k < GTL__BB_NKEYS && st == GTL_STATUS_OK; k++) {
         if (keys[k].readonly)
             continue;
         snprintf(key, sizeof key, "backbone.%s", keys[k].name);
+        if (keys[k].optional && !gtl__ckpt_has_meta(r, key, NULL)) {
+            iv[k] = keys[k].def;
+            fv[k] = keys[k].fdef;
+            continue;
+        }
+        if (keys[k].is_f32) {
+            double v = 0.0;
+            st = gtl__ckpt_meta_f64(r, key, &v);
+            if (st == GTL_STATUS_OK && !(v >= keys[k].flo && v <= keys[k].fhi))
+                st = gtl__error(GTL_STATUS_FORMAT, "%s: %s = %g is out of range", path, key, v);
+            fv[k] = (float)v;
+            continue;
+        }
         st = gtl__ckpt_meta_i64(r, key, &iv[k]);
         if (st == GTL_STATUS_OK &&
             (iv[k] < keys[k].lo || iv[k] > keys[k].hi ||
@@ -641,6 +782,7 @@ static gtl_status load_ckpt(gtl_backbone *bb, gtl__ckpt_reader *r, const char *p
     if (st != GTL_STATUS_OK)
         return st;
     memcpy(bb->iv, iv, sizeof iv);
+    memcpy(bb->fv, fv, sizeof fv);
     gtl__paramset *ps = NULL;
     void *net = NULL;
     st = gtl__bb_new_paramset(&ps);

@@ -19,7 +19,7 @@
 #include "io/sha256.h"
 #include "tape/tape.h"
 
-#define GTL__BB_NKEYS 8
+#define GTL__BB_NKEYS 11
 
 typedef struct gtl__bb_arch gtl__bb_arch;
 
@@ -29,7 +29,8 @@ struct gtl_backbone {
     gtl__paramset *ps;          /* owned: network parameters, then the head */
     int64_t n_net_params;       /* network tensors: paramset indices 0 .. n - 1 */
     int64_t head_w, head_b;     /* head indices, -1 without a head */
-    int64_t iv[GTL__BB_NKEYS];  /* settings by gtl_backbone_param */
+    int64_t iv[GTL__BB_NKEYS];  /* integer settings by gtl_backbone_param */
+    float fv[GTL__BB_NKEYS];    /* f32 settings (TEMPERATURE, SUPCON_WEIGHT) */
     gtl__rng rng;               /* initialisation, augmentation, dropout */
     gtl__ctx *ctx;
     gtl__tape *tape;

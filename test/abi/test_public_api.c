@@ -253,6 +253,10 @@ static gtl_status (*const p_backbone_set_i64)(gtl_backbone *, gtl_backbone_param
                                               int64_t) = gtl_backbone_set_i64;
 static gtl_status (*const p_backbone_get_i64)(const gtl_backbone *, gtl_backbone_param,
                                               int64_t *) = gtl_backbone_get_i64;
+static gtl_status (*const p_backbone_set_f32)(gtl_backbone *, gtl_backbone_param,
+                                              float) = gtl_backbone_set_f32;
+static gtl_status (*const p_backbone_get_f32)(const gtl_backbone *, gtl_backbone_param,
+                                              float *) = gtl_backbone_get_f32;
 static gtl_status (*const p_backbone_embed)(gtl_backbone *, const float *, int64_t, float *,
                                             size_t) = gtl_backbone_embed;
 static gtl_status (*const p_backbone_embed_files)(gtl_backbone *, const char *const *, int64_t,
@@ -2191,6 +2195,16 @@ static void check_backbone(void)
     CHECK_FAIL(gtl_backbone_get_i64(NULL, GTL_BACKBONE_SEED, &v), GTL_STATUS_INVALID_ARG,
                "gtl_backbone_get_i64");
     CHECK_OK(p_backbone_set_i64(bb, GTL_BACKBONE_SEED, 3));
+    float tf = 0.0f;
+    CHECK_OK(p_backbone_set_f32(bb, GTL_BACKBONE_TEMPERATURE, 0.2f));
+    CHECK_OK(p_backbone_get_f32(bb, GTL_BACKBONE_TEMPERATURE, &tf));
+    CHECK(tf == 0.2f);
+    CHECK_FAIL(p_backbone_set_f32(bb, GTL_BACKBONE_SEED, 1.0f), GTL_STATUS_INVALID_ARG,
+               "integer");
+    CHECK_FAIL(p_backbone_get_f32(bb, GTL_BACKBONE_SEED, &tf), GTL_STATUS_INVALID_ARG,
+               "integer");
+    CHECK_OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, GTL_BACKBONE_LOSS_CE_SUPCON));
+    CHECK_OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, GTL_BACKBONE_LOSS_CE));
     CHECK_OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_BATCH_SIZE, 2));
     CHECK_FAIL(gtl_backbone_set_i64(bb, GTL_BACKBONE_FEATURE_DIM, 5), GTL_STATUS_INVALID_ARG,
                "read-only");

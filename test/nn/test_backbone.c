@@ -284,6 +284,170 @@ static void test_train_step(void **state)
     gtl_backbone_destroy(bb);
 }
 
+/* ---- supervised contrastive loss ----------------------------------------------- */
+
+/* The loss of backbone.h's gtl_backbone_loss in double from features f (n, F),
+ * and the leave-one-out nearest-neighbour accuracy. */
+static double supcon_ref(const float *f, int64_t n, int64_t d, const int64_t *y, double tau,
+                         double *nn_acc)
+{
+    double *z = calloc((size_t)(n * d), sizeof(double));
+    for (int64_t i = 0; i < n; i++) {
+        double nr = 0.0;
+        for (int64_t k = 0; k < d; k++)
+            nr += (double)f[i * d + k] * f[i * d + k];
+        nr = sqrt(nr);
+        for (int64_t k = 0; k < d; k++)
+            z[i * d + k] = f[i * d + k] / nr;
+    }
+    double total = 0.0;
+    int64_t anchors = 0, correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double lse = 0.0, best = -2.0;
+        int64_t np = 0, arg = -1;
+        double *sim = calloc((size_t)n, sizeof(double));
+        for (int64_t j = 0; j < n; j++) {
+            for (int64_t k = 0; k < d; k++)
+                sim[j] += z[i * d + k] * z[j * d + k];
+            if (j == i)
+                continue;
+            lse += exp(sim[j] / tau);
+            if (sim[j] > best) {
+                best = sim[j];
+                arg = j;
+            }
+        }
+        lse = log(lse);
+        correct += y[arg] == y[i];
+        double li = 0.0;
+        for (int64_t j = 0; j < n; j++)
+            if (j != i && y[j] == y[i]) {
+                li += -(sim[j] / tau - lse);
+                np++;
+            }
+        if (np > 0) {
+            total += li / (double)np;
+            anchors++;
+        }
+        free(sim);
+    }
+    free(z);
+    *nn_acc = (double)correct / (double)n;
+    return anchors > 0 ? total / (double)anchors : 0.0;
+}
+
+/* The loss and accuracy statistics of one step that changes nothing (SGD,
+ * lr 0, no weight decay), and the gradient norm. */
+static void probe(gtl_backbone *bb, gtl_optimizer *sgd, const float *x, int64_t n,
+                  const int64_t *y, float lr, float stats[4])
+{
+    OK(gtl_optimizer_set_f32(sgd, GTL_OPTIM_PARAM_LR, lr));
+    OK(gtl_backbone_train_step(bb, sgd, x, n, y, stats, 4));
+}
+
+static void test_train_supcon(void **state)
+{
+    gt_env *env = *state;
+    int64_t s, f, n = 8;
+    gtl_backbone *bb = tiny(&s, &f);
+    /* settings */
+    float v = 0.0f;
+    OK(gtl_backbone_get_f32(bb, GTL_BACKBONE_TEMPERATURE, &v));
+    assert_float_equal(v, 0.1f, 0.0f);
+    OK(gtl_backbone_get_f32(bb, GTL_BACKBONE_SUPCON_WEIGHT, &v));
+    assert_float_equal(v, 1.0f, 0.0f);
+    int64_t iv = -1;
+    OK(gtl_backbone_get_i64(bb, GTL_BACKBONE_LOSS, &iv));
+    assert_int_equal(iv, GTL_BACKBONE_LOSS_CE);
+    assert_int_equal(gtl_backbone_set_f32(bb, GTL_BACKBONE_TEMPERATURE, 0.0f),
+                     GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_set_f32(bb, GTL_BACKBONE_TEMPERATURE, NAN),
+                     GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_set_f32(bb, GTL_BACKBONE_SUPCON_WEIGHT, -1.0f),
+                     GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_set_f32(bb, GTL_BACKBONE_LOSS, 1.0f), GTL_STATUS_INVALID_ARG);
+    assert_non_null(strstr(gtl_last_error(), "integer"));
+    assert_int_equal(gtl_backbone_set_i64(bb, GTL_BACKBONE_TEMPERATURE, 1),
+                     GTL_STATUS_INVALID_ARG);
+    assert_non_null(strstr(gtl_last_error(), "f32"));
+    assert_int_equal(gtl_backbone_get_i64(bb, GTL_BACKBONE_TEMPERATURE, &iv),
+                     GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_get_f32(bb, GTL_BACKBONE_LOSS, &v), GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_get_f32(bb, (gtl_backbone_param)99, &v),
+                     GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_get_f32(NULL, GTL_BACKBONE_TEMPERATURE, &v),
+                     GTL_STATUS_INVALID_ARG);
+    assert_int_equal(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, 3), GTL_STATUS_INVALID_ARG);
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, GTL_BACKBONE_LOSS_SUPCON));
+    OK(gtl_backbone_set_f32(bb, GTL_BACKBONE_TEMPERATURE, 0.5f));
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_TRAINABLE_BLOCKS, 2));
+
+    /* Labels are ids (no head, no NUM_CLASSES); 77 has no positive. */
+    float *x = random_images(env, n, s);
+    int64_t y[8] = {3, 3, 9, 9, 9, 0, 0, 77}, neg[8] = {3, 3, 9, 9, 9, 0, 0, -1};
+    gtl_optimizer *sgd = NULL;
+    OK(gtl_optimizer_create(GTL_OPTIM_SGD, &sgd));
+    assert_int_equal(gtl_backbone_train_step(bb, sgd, x, n, neg, NULL, 0),
+                     GTL_STATUS_INVALID_ARG);
+    assert_non_null(strstr(gtl_last_error(), "negative"));
+
+    /* The value against the reference on the same features (the ViT has no
+     * batch statistics: training and inference features agree). */
+    float *feat = malloc((size_t)(n * f) * sizeof(float));
+    OK(gtl_backbone_embed(bb, x, n, feat, (size_t)(n * f)));
+    double acc_ref = 0.0, ref = supcon_ref(feat, n, f, y, 0.5, &acc_ref);
+    float st0[4], st1[4], st2[4];
+    probe(bb, sgd, x, n, y, 0.0f, st0);
+    printf("# supcon: loss %.6f (reference %.6f), nn accuracy %.3f, |g| %.4g\n", st0[0], ref,
+           st0[1], st0[2]);
+    assert_true(fabs(st0[0] - ref) <= 1e-4 * fabs(ref) + 1e-6);
+    assert_float_equal(st0[1], acc_ref, 1e-6);
+    assert_true(st0[2] > 0.0f);
+
+    /* The gradient: one SGD step of lr eta along -g lowers the loss by
+     * eta |g|^2 to first order (the whole composition, op by op). */
+    double g2 = (double)st0[2] * st0[2], eta = 2e-3 / g2;
+    probe(bb, sgd, x, n, y, (float)eta, st1);
+    assert_float_equal(st1[0], st0[0], 1e-6); /* the loss before the update */
+    probe(bb, sgd, x, n, y, 0.0f, st2);
+    double slope = (st0[0] - st2[0]) / eta;
+    printf("# supcon: directional derivative %.5g, |g|^2 %.5g\n", slope, g2);
+    assert_true(fabs(slope - g2) <= 0.05 * g2);
+
+    /* CE + w SupCon = CE + w * the contrastive term. */
+    int64_t yc[8] = {0, 0, 1, 1, 1, 2, 2, 3};
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_NUM_CLASSES, 4));
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, GTL_BACKBONE_LOSS_CE));
+    probe(bb, sgd, x, n, yc, 0.0f, st0);
+    OK(gtl_backbone_set_i64(bb, GTL_BACKBONE_LOSS, GTL_BACKBONE_LOSS_CE_SUPCON));
+    OK(gtl_backbone_set_f32(bb, GTL_BACKBONE_SUPCON_WEIGHT, 2.5f));
+    probe(bb, sgd, x, n, yc, 0.0f, st1);
+    OK(gtl_backbone_embed(bb, x, n, feat, (size_t)(n * f)));
+    ref = supcon_ref(feat, n, f, yc, 0.5, &acc_ref);
+    assert_true(fabs(st1[0] - (st0[0] + 2.5 * ref)) <= 1e-4 * fabs(st1[0]));
+    assert_float_equal(st1[1], st0[1], 0.0f); /* the head's accuracy */
+
+    /* The settings survive a checkpoint; files without them read the defaults. */
+    char path[512];
+    path_in(path, sizeof path, "supcon.gtlbb");
+    OK(gtl_backbone_save(bb, path));
+    gtl_backbone *bb2 = NULL;
+    OK(gtl_backbone_load(path, &bb2));
+    OK(gtl_backbone_get_i64(bb2, GTL_BACKBONE_LOSS, &iv));
+    assert_int_equal(iv, GTL_BACKBONE_LOSS_CE_SUPCON);
+    OK(gtl_backbone_get_f32(bb2, GTL_BACKBONE_TEMPERATURE, &v));
+    assert_float_equal(v, 0.5f, 0.0f);
+    OK(gtl_backbone_get_f32(bb2, GTL_BACKBONE_SUPCON_WEIGHT, &v));
+    assert_float_equal(v, 2.5f, 0.0f);
+    gtl_backbone_destroy(bb2);
+
+    unlink(path);
+    free(feat);
+    free(x);
+    gtl_optimizer_destroy(sgd);
+    gtl_backbone_destroy(bb);
+}
+
 /* ---- checkpoints ----------------------------------------------------------------- */
 
 static void read_all(const char *path, unsigned char **buf, size_t *n)
@@ -339,9 +503,15 @@ static void test_save_load(void **state)
     assert_memory_equal(bb->ps->data, bb2->ps->data, (size_t)bb->ps->n_total * sizeof(float));
     for (int k = 0; k < GTL__BB_NKEYS; k++) {
         int64_t v1, v2;
-        OK(gtl_backbone_get_i64(bb, (gtl_backbone_param)k, &v1));
-        OK(gtl_backbone_get_i64(bb2, (gtl_backbone_param)k, &v2));
-        assert_int_equal(v1, v2);
+        float f1, f2;
+        if (gtl_backbone_get_i64(bb, (gtl_backbone_param)k, &v1) == GTL_STATUS_OK) {
+            OK(gtl_backbone_get_i64(bb2, (gtl_backbone_param)k, &v2));
+            assert_int_equal(v1, v2);
+        } else {
+            OK(gtl_backbone_get_f32(bb, (gtl_backbone_param)k, &f1));
+            OK(gtl_backbone_get_f32(bb2, (gtl_backbone_param)k, &f2));
+            assert_float_equal(f1, f2, 0.0f);
+        }
     }
     assert_memory_equal(gtl__bb_checksum(bb), gtl__bb_checksum(bb2), 32);
     float *f1 = malloc((size_t)(n * f) * sizeof(float)), *f2 = malloc((size_t)(n * f) * 4);
@@ -1073,6 +1243,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seed, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_embed, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_train_step, gt_setup, gt_teardown),
+        cmocka_unit_test_setup_teardown(test_train_supcon, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_save_load, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_import_safetensors, gt_setup, gt_teardown),
         cmocka_unit_test_setup_teardown(test_embed_files, gt_setup, gt_teardown),

@@ -32,7 +32,7 @@ __all__ = [
     "Status", "GtlError", "InvalidArgument", "OutOfMemory", "BadState", "GtlIOError",
     "FormatError", "BackendError", "Unsupported", "NumericError", "Cancelled", "InternalError",
     "Modality", "ModelParam", "OptimKind", "OptimParam", "Stage", "Stat", "Latent", "LogLevel",
-    "BackbonePreset", "BackboneParam", "Augment",
+    "BackbonePreset", "BackboneParam", "BackboneLoss", "Augment",
     "STAT_COUNT", "MODALITY_ALL", "NO_PAIR", "OPTIM_MAX_MILESTONES", "modality_mask",
     "Dataset", "Episode", "Optimizer", "Model", "Backbone",
     "image_load", "image_preprocess", "image_augment",
@@ -166,7 +166,8 @@ class BackbonePreset(enum.IntEnum):
 
 
 class BackboneParam(enum.IntEnum):
-    """gtl_backbone_param (backbone.h); all integers. IMAGE_SIZE and FEATURE_DIM are read-only."""
+    """gtl_backbone_param (backbone.h). TEMPERATURE and SUPCON_WEIGHT are floats, the others
+    integers; IMAGE_SIZE and FEATURE_DIM are read-only."""
     IMAGE_SIZE = 0
     FEATURE_DIM = 1
     FEATURE_PARTS = 2
@@ -175,6 +176,19 @@ class BackboneParam(enum.IntEnum):
     TRAINABLE_BLOCKS = 5
     NUM_CLASSES = 6
     BATCH_SIZE = 7
+    LOSS = 8
+    TEMPERATURE = 9
+    SUPCON_WEIGHT = 10
+
+
+_BACKBONE_F32 = (BackboneParam.TEMPERATURE, BackboneParam.SUPCON_WEIGHT)
+
+
+class BackboneLoss(enum.IntEnum):
+    """gtl_backbone_loss (backbone.h): the loss of Backbone.train_step()."""
+    CE = 0
+    SUPCON = 1
+    CE_SUPCON = 2
 
 
 class Augment(enum.IntFlag):
@@ -1856,15 +1870,25 @@ class Backbone(_Handle):
 
     def set(self, key, value):
         key = self._key(key)
+        if key in _BACKBONE_F32:
+            with self._guard:
+                _check(_lib.gtl_backbone_set_f32(self._handle(), key, float(value)))
+            return
         if isinstance(value, float) and not value.is_integer():
             raise InvalidArgument(f"Backbone.set: {key.name} is an integer (got {value})")
         with self._guard:
             _check(_lib.gtl_backbone_set_i64(self._handle(), key, int(value)))
 
     def get(self, key):
+        key = self._key(key)
+        if key in _BACKBONE_F32:
+            f = c_float()
+            with self._guard:
+                _check(_lib.gtl_backbone_get_f32(self._handle(), key, byref(f)))
+            return f.value
         v = c_int64()
         with self._guard:
-            _check(_lib.gtl_backbone_get_i64(self._handle(), self._key(key), byref(v)))
+            _check(_lib.gtl_backbone_get_i64(self._handle(), key, byref(v)))
         return v.value
 
     def settings(self):

@@ -176,6 +176,8 @@ FUNCTIONS = {
     "gtl_backbone_destroy": (None, [_handle]),
     "gtl_backbone_set_i64": (_status, [_handle, _enum, c_int64]),
     "gtl_backbone_get_i64": (_status, [_handle, _enum, _pi64]),
+    "gtl_backbone_set_f32": (_status, [_handle, _enum, c_float]),
+    "gtl_backbone_get_f32": (_status, [_handle, _enum, _pf]),
     "gtl_backbone_embed": (_status, [_handle, _pf, c_int64, _pf, c_size_t]),
     "gtl_backbone_embed_files": (_status, [_handle, POINTER(c_char_p), c_int64, _pf, c_size_t,
                                            POINTER(_status)]),
