@@ -244,6 +244,7 @@ GTL_API gtl_status gtl_backbone_embed(gtl_backbone *backbone, const float *image
  * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed (for one file, or for the batch).
  * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
  * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
  * A failing file gets its own status in @p out_status and a zero row; the call returns the first
  * failing file's status.
  *

@@ -275,6 +275,7 @@ GTL_API void gtl_episode_destroy(gtl_episode *episode);
  *                                    provide the requested samples (the message says how many
  *                                    can).
  * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ *
  * On failure the episode is unchanged.
  *
  * Ownership: the episode copies what it draws; @p source is not referenced
@@ -353,6 +354,7 @@ GTL_API gtl_status gtl_episode_class_label(const gtl_episode *episode, int64_t c
  *                                    label repeats, an index is outside the source, or a row's
  *                                    label is not in @p class_labels (the message names it).
  * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ *
  * On failure the episode is unchanged.
  *
  * Ownership: the episode copies the rows; @p source is not referenced afterwards.

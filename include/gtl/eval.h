@@ -451,13 +451,14 @@ GTL_API gtl_status gtl_evaluator_set_progress(gtl_evaluator *evaluator, gtl_eval
  * @retval ::GTL_STATUS_CANCELLED     the progress callback stopped the run: results cover the
  *                                    completed episodes.
  * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
- * @retval ::GTL_STATUS_NUMERIC       (::GTL_EVAL_GTL, as gtl_adapt() or gtl_model_predict() return
- *                                    them; the message names the episode) a computation gave NaN
- *                                    or infinity.
  * @retval ::GTL_STATUS_BACKEND       (::GTL_EVAL_GTL) oneDNN reported an error.
  * @retval ::GTL_STATUS_UNSUPPORTED   (::GTL_EVAL_GTL) oneDNN has no kernel for one of the
  *                                    operations on this CPU.
  * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * With ::GTL_EVAL_CALLBACK, an error status the host function returns is returned as it is,
+ * whatever its value. The message of every failure inside an episode names the episode. On
+ * failures other than ::GTL_STATUS_CANCELLED the evaluator has no results.
  *
  * Ownership: @p source is read, not kept.
  * Thread safety: not concurrently with other calls on the same evaluator;
@@ -487,13 +488,14 @@ GTL_API gtl_status gtl_evaluator_run_episodic(gtl_evaluator *evaluator,
  * @retval ::GTL_STATUS_CANCELLED     the progress callback stopped the run: results cover the
  *                                    completed episodes.
  * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
- * @retval ::GTL_STATUS_NUMERIC       (::GTL_EVAL_GTL, as gtl_adapt() or gtl_model_predict() return
- *                                    them; the message names the episode) a computation gave NaN
- *                                    or infinity.
  * @retval ::GTL_STATUS_BACKEND       (::GTL_EVAL_GTL) oneDNN reported an error.
  * @retval ::GTL_STATUS_UNSUPPORTED   (::GTL_EVAL_GTL) oneDNN has no kernel for one of the
  *                                    operations on this CPU.
  * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * With ::GTL_EVAL_CALLBACK, an error status the host function returns is returned as it is,
+ * whatever its value. The message of every failure inside an episode names the episode. On
+ * failures other than ::GTL_STATUS_CANCELLED the evaluator has no results.
  *
  * Ownership: @p source is read, not kept.
  * Thread safety: as gtl_evaluator_run_episodic().
@@ -525,13 +527,14 @@ GTL_API gtl_status gtl_evaluator_run_all_way(gtl_evaluator *evaluator,
  * @retval ::GTL_STATUS_CANCELLED     the progress callback stopped the run: results cover the
  *                                    completed episodes.
  * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
- * @retval ::GTL_STATUS_NUMERIC       (::GTL_EVAL_GTL, as gtl_adapt() or gtl_model_predict() return
- *                                    them; the message names the episode) a computation gave NaN
- *                                    or infinity.
  * @retval ::GTL_STATUS_BACKEND       (::GTL_EVAL_GTL) oneDNN reported an error.
  * @retval ::GTL_STATUS_UNSUPPORTED   (::GTL_EVAL_GTL) oneDNN has no kernel for one of the
  *                                    operations on this CPU.
  * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * With ::GTL_EVAL_CALLBACK, an error status the host function returns is returned as it is,
+ * whatever its value. The message of every failure inside an episode names the episode. On
+ * failures other than ::GTL_STATUS_CANCELLED the evaluator has no results.
  *
  * Ownership: @p source and @p list are read, not kept.
  * Thread safety: as gtl_evaluator_run_episodic().

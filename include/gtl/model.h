@@ -126,6 +126,7 @@ GTL_API void gtl_model_destroy(gtl_model *model);
  * @retval ::GTL_STATUS_INVALID_ARG @p model is NULL, @p key is unknown, an f32 or read-only key,
  *                                  or @p value is out of bounds.
  * @retval ::GTL_STATUS_BAD_STATE   @p key is structural and the model is initialised.
+ *
  * On failure nothing changes.
  *
  * Ownership: nothing is allocated.
