@@ -11,7 +11,7 @@ For every include/gtl/*.h:
   - every status the function's own body (lib/api, lib/core) returns directly
     (`gtl__error(GTL_STATUS_X` or `return GTL_STATUS_X`) is in its list, so a
     new error path added there cannot go undocumented. (Statuses that come from
-    callees are verified by reading the code; docs/api-reference.md says how.)
+    callees are verified by reading the code, with test/docs/status_paths.py.)
 
 Usage: check_headers.py <source dir> [--min-ratio 0.5]. Prints one line per
 header and every problem; exits 1 if there is any.
