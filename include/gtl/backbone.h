@@ -108,8 +108,11 @@ typedef enum gtl_backbone_loss {
  *
  * @param[in]  preset       a ::gtl_backbone_preset.
  * @param[out] out_backbone the backbone; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL out pointer, unknown
- *         preset); ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            @p out_backbone holds the new backbone.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p out_backbone is NULL or @p preset is unknown.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN could not create its CPU engine.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN cannot create a CPU engine on this machine.
  *
  * Ownership: the caller destroys it with gtl_backbone_destroy().
  * Thread safety: distinct backbones may be used from distinct threads.
@@ -134,11 +137,17 @@ GTL_API gtl_status gtl_backbone_create(gtl_backbone_preset preset, gtl_backbone 
  *
  * @param[in]  path         the file.
  * @param[out] out_backbone the backbone; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
- *         ::GTL_STATUS_IO (missing or unreadable file); ::GTL_STATUS_FORMAT
- *         (unrecognised, corrupt or truncated file, missing or mis-shaped
- *         tensors: the message names them); ::GTL_STATUS_UNSUPPORTED
- *         (unsupported dtype or architecture); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            @p out_backbone holds the loaded backbone.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL.
+ * @retval ::GTL_STATUS_IO            the file is missing or unreadable.
+ * @retval ::GTL_STATUS_FORMAT        unrecognised, corrupt or truncated file, missing or
+ *                                    mis-shaped tensors (the message names them).
+ * @retval ::GTL_STATUS_UNSUPPORTED   an unsupported dtype, architecture or format version, or
+ *                                    oneDNN cannot create a CPU engine.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN could not create its CPU engine.
+ * @retval ::GTL_STATUS_INTERNAL      zlib failed to initialise, or no network was built (a libgtl
+ *                                    bug).
  *
  * Ownership: the caller destroys the backbone.
  * Thread safety: safe.
@@ -153,8 +162,12 @@ GTL_API gtl_status gtl_backbone_load(const char *path, gtl_backbone **out_backbo
  *
  * @param[in] backbone the backbone.
  * @param[in] path     the file to write.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
- *         ::GTL_STATUS_IO; ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the file was written.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL.
+ * @retval ::GTL_STATUS_IO            the file cannot be created, written or renamed (the message
+ *                                    has the OS reason); an existing file is left untouched.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_INTERNAL      zlib failed to compress (a libgtl bug).
  *
  * Ownership: nothing is kept.
  * Thread safety: not concurrently with calls that modify the backbone.
@@ -163,6 +176,8 @@ GTL_API gtl_status gtl_backbone_save(const gtl_backbone *backbone, const char *p
 
 /**
  * Destroys a backbone. NULL is accepted and ignored.
+ *
+ * @param[in] backbone the backbone, or NULL.
  *
  * Ownership: frees everything the backbone holds.
  * Thread safety: the backbone must not be in use by another thread.
@@ -175,9 +190,12 @@ GTL_API void gtl_backbone_destroy(gtl_backbone *backbone);
  * @param[in,out] backbone the backbone.
  * @param[in]     key      a writable ::gtl_backbone_param.
  * @param[in]     value    see the key's description.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL backbone, unknown or
- *         read-only key, value out of range, a key that does not apply to
- *         this architecture).
+ * @retval ::GTL_STATUS_OK            the setting is changed.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p backbone is NULL, @p key is unknown or read-only, @p value
+ *                                    is out of range, or the key does not apply to this
+ *                                    architecture.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY rebuilding the training head (GTL_BACKBONE_NUM_CLASSES,
+ *                                    GTL_BACKBONE_FEATURE_PARTS) failed; the setting is unchanged.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not concurrently with other calls on the same backbone.
@@ -191,7 +209,8 @@ GTL_API gtl_status gtl_backbone_set_i64(gtl_backbone *backbone, gtl_backbone_par
  * @param[in]  backbone  the backbone.
  * @param[in]  key       a ::gtl_backbone_param.
  * @param[out] out_value the value.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown key).
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL or @p key is unknown.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same backbone.
@@ -205,8 +224,9 @@ GTL_API gtl_status gtl_backbone_get_i64(const gtl_backbone *backbone, gtl_backbo
  * @param[in,out] backbone the backbone.
  * @param[in]     key      GTL_BACKBONE_TEMPERATURE or GTL_BACKBONE_SUPCON_WEIGHT.
  * @param[in]     value    finite and within the key's bounds.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL backbone, unknown key,
- *         an integer key, value not finite or out of range).
+ * @retval ::GTL_STATUS_OK          the setting was changed.
+ * @retval ::GTL_STATUS_INVALID_ARG @p backbone is NULL, @p key is unknown or an integer
+ *                                  setting, or @p value is not finite or out of the key's range.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not concurrently with other calls on the same backbone.
@@ -220,8 +240,9 @@ GTL_API gtl_status gtl_backbone_set_f32(gtl_backbone *backbone, gtl_backbone_par
  * @param[in]  backbone  the backbone.
  * @param[in]  key       GTL_BACKBONE_TEMPERATURE or GTL_BACKBONE_SUPCON_WEIGHT.
  * @param[out] out_value the value (0 on failure).
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown key,
- *         an integer key).
+ * @retval ::GTL_STATUS_OK          @p out_value holds the setting.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL, or @p key is unknown or an integer
+ *                                  setting.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same backbone.
@@ -240,9 +261,13 @@ GTL_API gtl_status gtl_backbone_get_f32(const gtl_backbone *backbone, gtl_backbo
  * @param[in]     n        number of images, >= 1.
  * @param[out]    dst      n * F floats.
  * @param[in]     capacity floats available in @p dst.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 1,
- *         capacity < n * F, non-finite input); ::GTL_STATUS_OUT_OF_MEMORY;
- *         ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            the features were written.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, n < 1, @p capacity < n * F, or an input
+ *                                    value is not finite.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: not concurrently with other calls on the same backbone.
@@ -266,10 +291,22 @@ GTL_API gtl_status gtl_backbone_embed(gtl_backbone *backbone, const float *image
  * @param[out]    dst        n * F floats.
  * @param[in]     capacity   floats available in @p dst.
  * @param[out]    out_status n statuses (::GTL_STATUS_OK for each file used), or NULL.
- * @return ::GTL_STATUS_OK if every file was embedded; otherwise the status of
- *         the first file that failed (gtl_last_error() names it), with the
- *         other rows still filled; ::GTL_STATUS_INVALID_ARG (NULL argument, n
- *         < 1, capacity too small: nothing is written).
+ * @retval ::GTL_STATUS_OK            every file was embedded.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument or one of the paths is NULL, n < 1, or @p
+ *                                    capacity is too small: nothing is written.
+ * @retval ::GTL_STATUS_IO            the first file that failed is missing or unreadable (the
+ *                                    other rows are still filled; gtl_last_error() names the
+ *                                    file).
+ * @retval ::GTL_STATUS_FORMAT        the first file that failed is corrupt, truncated or
+ *                                    zero-sized.
+ * @retval ::GTL_STATUS_UNSUPPORTED   the first file that failed is in another format or too large,
+ *                                    or oneDNN has no kernel for an operation on this CPU.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed (for one file, or for the batch).
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * A failing file gets its own status in @p out_status and a zero row; the call returns the first
+ * failing file's status.
  *
  * Ownership: the caller owns @p dst and @p out_status.
  * Thread safety: not concurrently with other calls on the same backbone.
@@ -287,8 +324,10 @@ GTL_API gtl_status gtl_backbone_embed_files(gtl_backbone *backbone, const char *
  *
  * @param[in,out] backbone the backbone.
  * @param[in]     dir      a directory path, or NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL backbone);
- *         ::GTL_STATUS_IO (cannot create the directory); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the cache directory is set (or cleared).
+ * @retval ::GTL_STATUS_INVALID_ARG   @p backbone is NULL.
+ * @retval ::GTL_STATUS_IO            the directory cannot be created.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY copying the path failed.
  *
  * Ownership: the path is copied.
  * Thread safety: not concurrently with other calls on the same backbone.
@@ -315,11 +354,17 @@ GTL_API gtl_status gtl_backbone_set_cache_dir(gtl_backbone *backbone, const char
  * @param[in]     labels    n labels in [0, NUM_CLASSES) (SUPCON: any values >= 0).
  * @param[out]    stats     up to 4 statistics, or NULL.
  * @param[in]     n_stats   entries available in @p stats.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 2,
- *         labels out of range, non-finite input); ::GTL_STATUS_BAD_STATE (no
- *         classes set for a loss with a head, or TRAINABLE_BLOCKS = 0);
- *         ::GTL_STATUS_NUMERIC (non-finite loss or gradient: nothing changed);
- *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            the step was applied.
+ * @retval ::GTL_STATUS_INVALID_ARG   a pointer argument is NULL, n < 2, a label is out of range,
+ *                                    or an input value is not finite (with GTL_BACKBONE_LOSS_SUPCON:
+ *                                    a label is negative).
+ * @retval ::GTL_STATUS_BAD_STATE     no classes are set for a loss with a head, or
+ *                                    GTL_BACKBONE_TRAINABLE_BLOCKS = 0.
+ * @retval ::GTL_STATUS_NUMERIC       the loss or a gradient is not finite: nothing changed.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: inputs are copied.
  * Thread safety: not concurrently with other calls on the backbone or optimizer.
@@ -334,7 +379,7 @@ GTL_API gtl_status gtl_backbone_train_step(gtl_backbone *backbone, gtl_optimizer
 
 /** Augmentations for gtl_image_augment(), combinable as bit flags. */
 typedef enum gtl_augment {
-    GTL_AUGMENT_NONE = 0,
+    GTL_AUGMENT_NONE = 0,              /**< no augmentation: a plain preprocessed view */
     GTL_AUGMENT_RESIZED_CROP = 1 << 0, /**< random resized crop (scale 0.5-1, ratio 3/4-4/3) */
     GTL_AUGMENT_FLIP = 1 << 1,         /**< horizontal flip with probability 0.5 */
     GTL_AUGMENT_COLOR = 1 << 2,        /**< colour jitter (brightness, contrast, saturation 0.3) */
@@ -350,11 +395,14 @@ typedef enum gtl_augment {
  * @param[in]  size     output side, 1 .. 4096.
  * @param[out] dst      3 * size * size floats, CHW.
  * @param[in]  capacity floats available in @p dst.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, size out
- *         of range, capacity too small); ::GTL_STATUS_IO (missing or
- *         unreadable file); ::GTL_STATUS_FORMAT (corrupt, truncated or
- *         zero-sized image); ::GTL_STATUS_UNSUPPORTED (another format, or
- *         larger than 16384 px per side); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the preprocessed image was written.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, @p size is out of range, or @p capacity
+ *                                    is too small.
+ * @retval ::GTL_STATUS_IO            the file is missing or unreadable.
+ * @retval ::GTL_STATUS_FORMAT        the image is corrupt, truncated or zero-sized.
+ * @retval ::GTL_STATUS_UNSUPPORTED   another file format, or larger than 16384 px per side.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_INTERNAL      a decoder returned an unexpected layout (a libgtl bug).
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe from any thread.
@@ -371,8 +419,10 @@ GTL_API gtl_status gtl_image_load(const char *path, int32_t size, float *dst, si
  * @param[in]  size     output side, 1 .. 4096.
  * @param[out] dst      3 * size * size floats.
  * @param[in]  capacity floats available in @p dst.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, bad
- *         dimensions or channels, capacity too small); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the preprocessed image was written.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, the dimensions or channel count are
+ *                                    invalid, or @p capacity is too small.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
  *
  * Ownership: the caller owns both buffers.
  * Thread safety: safe from any thread.
@@ -394,8 +444,14 @@ GTL_API gtl_status gtl_image_preprocess(const uint8_t *pixels, int32_t height, i
  * @param[in]     size      output side, 1 .. 4096.
  * @param[out]    dst       3 * size * size floats.
  * @param[in]     capacity  floats available in @p dst.
- * @return as gtl_image_load(); ::GTL_STATUS_INVALID_ARG also for unknown flags
- *         or a NULL rng_state.
+ * @retval ::GTL_STATUS_OK            the view was written and @p rng_state advanced.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL (including @p rng_state), an unknown
+ *                                    flag, @p size is out of range, or @p capacity is too small.
+ * @retval ::GTL_STATUS_IO            the file is missing or unreadable.
+ * @retval ::GTL_STATUS_FORMAT        the image is corrupt, truncated or zero-sized.
+ * @retval ::GTL_STATUS_UNSUPPORTED   another file format, or larger than 16384 px per side.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_INTERNAL      a decoder returned an unexpected layout (a libgtl bug).
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe from any thread (with distinct rng_state variables).

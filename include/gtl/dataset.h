@@ -69,8 +69,9 @@ typedef enum gtl_modality {
  *
  * @param[in]  feature_dim size of each feature vector, 1 .. 2^20.
  * @param[out] out_dataset the new dataset; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL out pointer,
- *         feature_dim out of range); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            @p out_dataset holds the new dataset.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p out_dataset is NULL or @p feature_dim is out of range.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY the dataset cannot be allocated.
  *
  * Ownership: the caller owns the dataset and frees it with gtl_dataset_destroy().
  * Thread safety: safe; distinct datasets may be used from distinct threads.
@@ -79,6 +80,8 @@ GTL_API gtl_status gtl_dataset_create(int64_t feature_dim, gtl_dataset **out_dat
 
 /**
  * Destroys a dataset. NULL is accepted and ignored.
+ *
+ * @param[in] dataset the dataset, or NULL.
  *
  * Ownership: frees everything the dataset holds; borrowed pointers into it
  *   (none are handed out) become invalid.
@@ -101,10 +104,11 @@ GTL_API void gtl_dataset_destroy(gtl_dataset *dataset);
  *                           for none. Samples sharing an id (for example the
  *                           photo and the sketch of one object) are never split
  *                           between the support and the query side of an episode.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL dataset, features or
- *         labels; n < 1; a NaN or infinite feature; a negative label; a
- *         modality outside 0..31; a pair id < -1);
- *         ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the samples were appended.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p dataset, @p features or @p labels is NULL; n < 1; a NaN or
+ *                                    infinite feature; a negative label; a modality outside 0..31;
+ *                                    a pair id < -1 (nothing is appended).
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY growing the dataset failed; it is unchanged.
  *
  * Ownership: the data are copied; the caller keeps its arrays.
  * Thread safety: not concurrently with other calls on the same dataset.
@@ -118,7 +122,8 @@ GTL_API gtl_status gtl_dataset_add(gtl_dataset *dataset, const float *features, 
  *
  * @param[in]  dataset the dataset.
  * @param[out] out_n   number of samples.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if an argument is NULL.
+ * @retval ::GTL_STATUS_OK          the size was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same dataset.
@@ -130,7 +135,8 @@ GTL_API gtl_status gtl_dataset_size(const gtl_dataset *dataset, int64_t *out_n);
  *
  * @param[in]  dataset         the dataset.
  * @param[out] out_feature_dim the feature size.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if an argument is NULL.
+ * @retval ::GTL_STATUS_OK          the feature size was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same dataset.
@@ -143,8 +149,8 @@ GTL_API gtl_status gtl_dataset_feature_dim(const gtl_dataset *dataset, int64_t *
  * @param[in]  dataset       the dataset.
  * @param[out] out_n_classes number of distinct labels.
  * @param[out] out_label_end largest label + 1 (0 when empty); may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if dataset or
- *         out_n_classes is NULL; ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK          the counts were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p dataset or @p out_n_classes is NULL.
  *
  * Ownership: nothing is returned that needs freeing.
  * Thread safety: safe with other read-only calls on the same dataset.
@@ -162,9 +168,10 @@ GTL_API gtl_status gtl_dataset_num_classes(const gtl_dataset *dataset, int64_t *
  * @param[out] out_label    the label; may be NULL.
  * @param[out] out_modality the modality; may be NULL.
  * @param[out] out_pair_id  the pair id or ::GTL_NO_PAIR; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL dataset, index out
- *         of range, dst_capacity < feature_dim; nothing is written to @p dst,
- *         and the other out parameters are zeroed).
+ * @retval ::GTL_STATUS_OK          the sample was copied.
+ * @retval ::GTL_STATUS_INVALID_ARG @p dataset is NULL, @p index is out of range, or @p
+ *                                  dst_capacity < feature_dim (nothing is written to @p dst; the
+ *                                  other out parameters are zeroed).
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe with other read-only calls on the same dataset.
@@ -181,9 +188,9 @@ GTL_API gtl_status gtl_dataset_get(const gtl_dataset *dataset, int64_t index, fl
  *                              may be NULL.
  * @param[in]     map_capacity  entries available in @p map.
  * @param[out]    out_n_classes C; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL dataset;
- *         map_capacity < C with a non-NULL map: nothing is changed);
- *         ::GTL_STATUS_OUT_OF_MEMORY (nothing is changed).
+ * @retval ::GTL_STATUS_OK          the labels are remapped.
+ * @retval ::GTL_STATUS_INVALID_ARG @p dataset is NULL, or @p map is not NULL and @p map_capacity <
+ *                                  C (nothing is changed).
  *
  * Ownership: the caller owns @p map.
  * Thread safety: not concurrently with other calls on the same dataset.
@@ -206,8 +213,9 @@ GTL_API gtl_status gtl_dataset_remap_labels(gtl_dataset *dataset, int64_t *map,
  * @param[out]    out_indices   sample indices, p_classes * k_samples entries.
  * @param[in]     capacity      entries available in out_indices.
  * @param[out]    out_n         entries written.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, empty
- *         dataset, p or k < 1, capacity too small); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK          the batch was written and @p rng_state advanced.
+ * @retval ::GTL_STATUS_INVALID_ARG a pointer argument is NULL, the dataset is empty, p or k < 1,
+ *                                  or @p capacity < p * k (@p rng_state is unchanged).
  *
  * Ownership: the caller owns the output array.
  * Thread safety: safe with other read-only calls on the same dataset.
@@ -221,8 +229,9 @@ GTL_API gtl_status gtl_dataset_identity_batch(const gtl_dataset *dataset, uint64
  * Creates an empty episode.
  *
  * @param[out] out_episode the new episode; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL out pointer);
- *         ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            @p out_episode holds the new episode.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p out_episode is NULL.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY the episode cannot be allocated.
  *
  * Ownership: the caller frees it with gtl_episode_destroy().
  * Thread safety: safe.
@@ -231,6 +240,8 @@ GTL_API gtl_status gtl_episode_create(gtl_episode **out_episode);
 
 /**
  * Destroys an episode and its two sets. NULL is accepted and ignored.
+ *
+ * @param[in] episode the episode, or NULL.
  *
  * Ownership: the datasets returned by gtl_episode_support() and
  *   gtl_episode_query() become invalid.
@@ -258,10 +269,14 @@ GTL_API void gtl_episode_destroy(gtl_episode *episode);
  * @param[in]     support_modalities mask of modalities (GTL_MODALITY_BIT) for the support set, != 0.
  * @param[in]     query_modalities   mask of modalities for the query set.
  * @param[in]     seed               the sampler seed: the same seed gives the same episode.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, sizes
- *         out of range, empty support mask; fewer than n_way classes can
- *         provide the requested samples: the message says how many can);
- *         ::GTL_STATUS_OUT_OF_MEMORY. On failure the episode is unchanged.
+ * @retval ::GTL_STATUS_OK            the episode holds the new support and query sets.
+ * @retval ::GTL_STATUS_INVALID_ARG   a pointer argument is NULL, a size is out of range, the
+ *                                    support mask is empty, or fewer than @p n_way classes can
+ *                                    provide the requested samples (the message says how many
+ *                                    can).
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ *
+ * On failure the episode is unchanged.
  *
  * Ownership: the episode copies what it draws; @p source is not referenced
  *   afterwards.
@@ -276,6 +291,10 @@ GTL_API gtl_status gtl_episode_sample(gtl_episode *episode, const gtl_dataset *s
 /**
  * The support set of an episode (labels 0..N-1), or NULL if @p episode is NULL.
  *
+ * @param[in] episode the episode.
+ * @return the support set (borrowed), or NULL if @p episode is NULL. This call cannot fail
+ *         otherwise and does not touch gtl_last_error().
+ *
  * Ownership: borrowed; owned by the episode and valid until it is destroyed
  *   or sampled again. Do not destroy it.
  * Thread safety: as for the episode.
@@ -284,6 +303,10 @@ GTL_API const gtl_dataset *gtl_episode_support(const gtl_episode *episode);
 
 /**
  * The query set of an episode (labels 0..N-1), or NULL if @p episode is NULL.
+ *
+ * @param[in] episode the episode.
+ * @return the query set (borrowed), or NULL if @p episode is NULL. This call cannot fail
+ *         otherwise and does not touch gtl_last_error().
  *
  * Ownership: borrowed, as for gtl_episode_support().
  * Thread safety: as for the episode.
@@ -296,8 +319,9 @@ GTL_API const gtl_dataset *gtl_episode_query(const gtl_episode *episode);
  * @param[in]  episode   the episode.
  * @param[in]  cls       0 .. N-1.
  * @param[out] out_label the source label.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, cls out of range);
- *         ::GTL_STATUS_BAD_STATE if the episode was never sampled.
+ * @retval ::GTL_STATUS_OK          the label was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL or @p cls is out of range.
+ * @retval ::GTL_STATUS_BAD_STATE   the episode was never sampled.
  *
  * Ownership: nothing is allocated.
  * Thread safety: as for the episode.
@@ -325,10 +349,13 @@ GTL_API gtl_status gtl_episode_class_label(const gtl_episode *episode, int64_t c
  * @param[in]     n_support       1 .. source size.
  * @param[in]     query_indices   n_query source rows (may be NULL when n_query is 0).
  * @param[in]     n_query         0 .. source size.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, counts
- *         out of range, a repeated class label, an index outside the
- *         source, a row whose label is not in @p class_labels: the message
- *         names it); ::GTL_STATUS_OUT_OF_MEMORY. On failure the episode is unchanged.
+ * @retval ::GTL_STATUS_OK            the episode holds the given rows.
+ * @retval ::GTL_STATUS_INVALID_ARG   a required pointer is NULL, a count is out of range, a class
+ *                                    label repeats, an index is outside the source, or a row's
+ *                                    label is not in @p class_labels (the message names it).
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ *
+ * On failure the episode is unchanged.
  *
  * Ownership: the episode copies the rows; @p source is not referenced afterwards.
  * Thread safety: not concurrently with other calls on the same episode;
@@ -350,9 +377,10 @@ GTL_API gtl_status gtl_episode_from_indices(gtl_episode *episode, const gtl_data
  * @param[out] dst      the indices, or NULL to query the count.
  * @param[in]  capacity entries available in @p dst.
  * @param[out] out_n    rows on that side.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL episode or out_n,
- *         side not 0 or 1, capacity too small: nothing is written);
- *         ::GTL_STATUS_BAD_STATE (the episode was never filled).
+ * @retval ::GTL_STATUS_OK          the count (and the indices, if @p dst is given) were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p episode or @p out_n is NULL, @p side is not 0 or 1, or @p
+ *                                  capacity is too small (nothing is written).
+ * @retval ::GTL_STATUS_BAD_STATE   the episode was never filled.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: as for the episode.

@@ -162,9 +162,11 @@ typedef int (*gtl_eval_progress_fn)(void *user_data, int64_t episode, int64_t n_
  * @param[in]  pred_capacity   entries available in @p out_pred.
  * @param[out] out_scores      query size * C cosine scores (row-major), or NULL.
  * @param[in]  scores_capacity floats available in @p out_scores.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL support, query or
- *         out_pred; an empty set; feature sizes differ; centred not 0 or 1;
- *         a capacity too small: nothing is written); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the predictions (and scores) were written.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p support, @p query or @p out_pred is NULL, a set is empty,
+ *                                    the feature sizes differ, @p centred is not 0 or 1, or a
+ *                                    capacity is too small; nothing is written.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
  *
  * Ownership: the caller owns the output arrays; the sets are read, not kept.
  * Thread safety: safe; read-only on the sets.
@@ -196,10 +198,11 @@ GTL_API gtl_status gtl_eval_nearest_centroid(const gtl_dataset *support, const g
  * @param[in]  pred_capacity  entries available in @p out_pred.
  * @param[out] out_probs      query size * C softmax probabilities, or NULL.
  * @param[in]  probs_capacity floats available in @p out_probs.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL support, query or
- *         out_pred; an empty set; feature sizes differ; n_iters or l2 out of
- *         range; a capacity too small: nothing is written);
- *         ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the predictions (and probabilities) were written.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p support, @p query or @p out_pred is NULL, a set is empty,
+ *                                    the feature sizes differ, @p n_iters or @p l2 is out of
+ *                                    range, or a capacity is too small; nothing is written.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
  *
  * Ownership: the caller owns the output arrays; the sets are read, not kept.
  * Thread safety: safe; read-only on the sets.
@@ -224,9 +227,10 @@ GTL_API gtl_status gtl_eval_linear_probe(const gtl_dataset *support, const gtl_d
  * @param[out] out_modality_count    samples per modality tag, or NULL.
  * @param[in]  modality_capacity     entries available in each non-NULL
  *                                   per-modality array: >= ::GTL_EVAL_NUM_MODALITIES.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL query or pred, an
- *         empty query set, n_pred != query size, modality_capacity too small
- *         for a non-NULL array: nothing is written).
+ * @retval ::GTL_STATUS_OK          the accuracies were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p query or @p pred is NULL, the query set is empty, @p n_pred
+ *                                  differs from its size, or @p modality_capacity is too small for
+ *                                  a non-NULL array; nothing is written.
  *
  * Ownership: the caller owns the output arrays.
  * Thread safety: safe; read-only on the set.
@@ -248,8 +252,8 @@ GTL_API gtl_status gtl_eval_accuracy(const gtl_dataset *query, const int64_t *pr
  * @param[out] out_mean   the mean; may be NULL.
  * @param[out] out_ci95   the half-width of the interval; may be NULL.
  * @param[out] out_n_used values that were not NaN; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL values, n < 1, an
- *         infinite value).
+ * @retval ::GTL_STATUS_OK          the statistics were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p values is NULL, n < 1, or a value is infinite.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe.
@@ -267,9 +271,10 @@ GTL_API gtl_status gtl_eval_mean_ci(const double *values, int64_t n, double *out
  * @param[in]  n_classes  1 .. 65536.
  * @param[out] out_matrix n_classes * n_classes counts.
  * @param[in]  capacity   entries available in @p out_matrix.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n_pred
- *         != query size, n_classes out of range, a label or prediction out of
- *         range, capacity too small: nothing is written).
+ * @retval ::GTL_STATUS_OK          the matrix was written.
+ * @retval ::GTL_STATUS_INVALID_ARG a pointer argument is NULL, @p n_pred differs from the query
+ *                                  size, @p n_classes is out of range, a label or prediction is
+ *                                  out of range, or @p capacity is too small; nothing is written.
  *
  * Ownership: the caller owns @p out_matrix.
  * Thread safety: safe; read-only on the set.
@@ -287,8 +292,9 @@ GTL_API gtl_status gtl_eval_confusion(const gtl_dataset *query, const int64_t *p
  *
  * @param[in]  method        a ::gtl_eval_method.
  * @param[out] out_evaluator the new evaluator; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL out pointer,
- *         unknown method); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            @p out_evaluator holds the new evaluator.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p out_evaluator is NULL or @p method is unknown.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY the evaluator cannot be allocated.
  *
  * Ownership: the caller frees it with gtl_evaluator_destroy().
  * Thread safety: distinct evaluators may be used from distinct threads.
@@ -298,6 +304,8 @@ GTL_API gtl_status gtl_evaluator_create(gtl_eval_method method, gtl_evaluator **
 /**
  * Destroys an evaluator, its model copies and its results. NULL is accepted
  * and ignored.
+ *
+ * @param[in] evaluator the evaluator, or NULL.
  *
  * Ownership: frees everything the evaluator holds; the host's callback
  *   user data and model are not touched.
@@ -311,8 +319,9 @@ GTL_API void gtl_evaluator_destroy(gtl_evaluator *evaluator);
  * @param[in,out] evaluator the evaluator.
  * @param[in]     key       a ::gtl_eval_param whose type is i64.
  * @param[in]     value     within the documented range (masks: 1 .. 2^32-1).
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator, unknown
- *         key, an f32 key, value out of range; nothing changes).
+ * @retval ::GTL_STATUS_OK          the setting is changed.
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator is NULL, @p key is unknown or an f32 key, or @p
+ *                                  value is out of range; nothing changes.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not concurrently with other calls on the same evaluator.
@@ -326,8 +335,8 @@ GTL_API gtl_status gtl_evaluator_set_i64(gtl_evaluator *evaluator, gtl_eval_para
  * @param[in]  evaluator the evaluator.
  * @param[in]  key       a ::gtl_eval_param whose type is i64.
  * @param[out] out_value the value.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown
- *         key or an f32 key).
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL, or @p key is unknown or an f32 key.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same evaluator.
@@ -341,8 +350,9 @@ GTL_API gtl_status gtl_evaluator_get_i64(const gtl_evaluator *evaluator, gtl_eva
  * @param[in,out] evaluator the evaluator.
  * @param[in]     key       a ::gtl_eval_param whose type is f32.
  * @param[in]     value     finite, within the documented range.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator, unknown
- *         key, an i64 key, value not finite or out of range; nothing changes).
+ * @retval ::GTL_STATUS_OK          the setting is changed.
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator is NULL, @p key is unknown or an i64 key, or @p
+ *                                  value is not finite or out of range; nothing changes.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not concurrently with other calls on the same evaluator.
@@ -356,8 +366,8 @@ GTL_API gtl_status gtl_evaluator_set_f32(gtl_evaluator *evaluator, gtl_eval_para
  * @param[in]  evaluator the evaluator.
  * @param[in]  key       a ::gtl_eval_param whose type is f32.
  * @param[out] out_value the value.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown
- *         key or an i64 key).
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL, or @p key is unknown or an i64 key.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same evaluator.
@@ -371,8 +381,9 @@ GTL_API gtl_status gtl_evaluator_get_f32(const gtl_evaluator *evaluator, gtl_eva
  * @param[in,out] evaluator the evaluator.
  * @param[in]     fn        the method; NULL unsets it.
  * @param[in]     user_data passed to @p fn.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator);
- *         ::GTL_STATUS_BAD_STATE (the evaluator's method is not ::GTL_EVAL_CALLBACK).
+ * @retval ::GTL_STATUS_OK          the callback is set (or unset).
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE   the evaluator's method is not ::GTL_EVAL_CALLBACK.
  *
  * Ownership: @p user_data stays the host's; it must outlive the runs.
  * Thread safety: not concurrently with other calls on the same evaluator.
@@ -390,11 +401,14 @@ GTL_API gtl_status gtl_evaluator_set_callback(gtl_evaluator *evaluator, gtl_eval
  *
  * @param[in,out] evaluator the evaluator.
  * @param[in]     model     the pretrained model, initialised, no gradients pending.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
- *         ::GTL_STATUS_BAD_STATE (the method is not ::GTL_EVAL_GTL; the model
- *         is not initialised or has gradients pending);
- *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND. On failure the
- *         previous model copy is kept.
+ * @retval ::GTL_STATUS_OK            the evaluator holds a copy of @p model.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE     the method is not ::GTL_EVAL_GTL, or the model is not
+ *                                    initialised or has gradients pending.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed; the previous copy is kept.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN could not create its CPU engine; the previous copy is
+ *                                    kept.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN cannot create a CPU engine on this machine.
  *
  * Ownership: the model is copied; the caller keeps and destroys its own.
  * Thread safety: read-only on @p model; not concurrently with other calls
@@ -408,7 +422,8 @@ GTL_API gtl_status gtl_evaluator_set_model(gtl_evaluator *evaluator, const gtl_m
  * @param[in,out] evaluator the evaluator.
  * @param[in]     fn        called after each episode, or NULL for none.
  * @param[in]     user_data passed to @p fn.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator).
+ * @retval ::GTL_STATUS_OK          the callback is set (or unset).
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator is NULL.
  *
  * Ownership: @p user_data stays the host's.
  * Thread safety: not concurrently with other calls on the same evaluator.
@@ -427,14 +442,23 @@ GTL_API gtl_status gtl_evaluator_set_progress(gtl_evaluator *evaluator, gtl_eval
  *
  * @param[in,out] evaluator the evaluator; its previous results are replaced.
  * @param[in]     source    the dataset of novel classes.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument; the
- *         sampler cannot fill an episode: the message says why; a callback
- *         prediction out of range or unset); ::GTL_STATUS_BAD_STATE (no
- *         callback or model set for the method); ::GTL_STATUS_CANCELLED
- *         (the progress callback stopped the run: results cover the
- *         completed episodes); any status a callback or gtl_adapt()
- *         returned (the message names the episode); ::GTL_STATUS_OUT_OF_MEMORY.
- *         On other failures the evaluator has no results.
+ * @retval ::GTL_STATUS_OK            the results of every episode are recorded.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, the sampler cannot fill an episode (the
+ *                                    message says why), or a callback prediction is out of range
+ *                                    or unset.
+ * @retval ::GTL_STATUS_BAD_STATE     no callback (::GTL_EVAL_CALLBACK) or model (::GTL_EVAL_GTL)
+ *                                    is set.
+ * @retval ::GTL_STATUS_CANCELLED     the progress callback stopped the run: results cover the
+ *                                    completed episodes.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       (::GTL_EVAL_GTL) oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   (::GTL_EVAL_GTL) oneDNN has no kernel for one of the
+ *                                    operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * With ::GTL_EVAL_CALLBACK, an error status the host function returns is returned as it is,
+ * whatever its value. The message of every failure inside an episode names the episode. On
+ * failures other than ::GTL_STATUS_CANCELLED the evaluator has no results.
  *
  * Ownership: @p source is read, not kept.
  * Thread safety: not concurrently with other calls on the same evaluator;
@@ -455,9 +479,23 @@ GTL_API gtl_status gtl_evaluator_run_episodic(gtl_evaluator *evaluator,
  *
  * @param[in,out] evaluator the evaluator; its previous results are replaced.
  * @param[in]     source    the dataset of novel classes (>= 1 class).
- * @return as gtl_evaluator_run_episodic(); ::GTL_STATUS_INVALID_ARG also when
- *         a class lacks K_SHOT samples of a support modality, or no test
- *         sample is left.
+ * @retval ::GTL_STATUS_OK            the results of every draw are recorded.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, a class lacks K_SHOT samples of a
+ *                                    support modality, no test sample is left, or a callback
+ *                                    prediction is out of range or unset.
+ * @retval ::GTL_STATUS_BAD_STATE     no callback (::GTL_EVAL_CALLBACK) or model (::GTL_EVAL_GTL)
+ *                                    is set.
+ * @retval ::GTL_STATUS_CANCELLED     the progress callback stopped the run: results cover the
+ *                                    completed episodes.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       (::GTL_EVAL_GTL) oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   (::GTL_EVAL_GTL) oneDNN has no kernel for one of the
+ *                                    operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * With ::GTL_EVAL_CALLBACK, an error status the host function returns is returned as it is,
+ * whatever its value. The message of every failure inside an episode names the episode. On
+ * failures other than ::GTL_STATUS_CANCELLED the evaluator has no results.
  *
  * Ownership: @p source is read, not kept.
  * Thread safety: as gtl_evaluator_run_episodic().
@@ -479,9 +517,24 @@ GTL_API gtl_status gtl_evaluator_run_all_way(gtl_evaluator *evaluator,
  * @param[in]     source    the dataset the list was drawn from.
  * @param[in]     list      the episode list.
  * @param[in]     n         values in @p list.
- * @return as gtl_evaluator_run_episodic(); ::GTL_STATUS_INVALID_ARG also for
- *         a malformed list (truncated, counts out of range, an index or label
- *         that does not fit @p source, an episode without query samples).
+ * @retval ::GTL_STATUS_OK            the results of every listed episode are recorded.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, the list is malformed (truncated, counts
+ *                                    out of range, an index or label that does not fit @p source,
+ *                                    an episode without query samples), or a callback prediction
+ *                                    is out of range or unset.
+ * @retval ::GTL_STATUS_BAD_STATE     no callback (::GTL_EVAL_CALLBACK) or model (::GTL_EVAL_GTL)
+ *                                    is set.
+ * @retval ::GTL_STATUS_CANCELLED     the progress callback stopped the run: results cover the
+ *                                    completed episodes.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       (::GTL_EVAL_GTL) oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   (::GTL_EVAL_GTL) oneDNN has no kernel for one of the
+ *                                    operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
+ *
+ * With ::GTL_EVAL_CALLBACK, an error status the host function returns is returned as it is,
+ * whatever its value. The message of every failure inside an episode names the episode. On
+ * failures other than ::GTL_STATUS_CANCELLED the evaluator has no results.
  *
  * Ownership: @p source and @p list are read, not kept.
  * Thread safety: as gtl_evaluator_run_episodic().
@@ -501,8 +554,9 @@ GTL_API gtl_status gtl_evaluator_run_episode_list(gtl_evaluator *evaluator,
  * @param[out] out_ci95     half-width of the interval (NaN for fewer than 2
  *                          episodes); may be NULL.
  * @param[out] out_n        episodes that contributed; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator,
- *         modality out of range); ::GTL_STATUS_BAD_STATE (no results).
+ * @retval ::GTL_STATUS_OK          the statistics were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator is NULL or @p modality is out of range.
+ * @retval ::GTL_STATUS_BAD_STATE   the evaluator has no results.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same evaluator.
@@ -519,9 +573,10 @@ GTL_API gtl_status gtl_evaluator_result(const gtl_evaluator *evaluator, int32_t 
  *                       no query sample of that modality), or NULL to query the count.
  * @param[in]  capacity  entries available in @p dst.
  * @param[out] out_n     the number of episodes.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator or
- *         out_n, modality out of range, capacity too small: nothing is
- *         written); ::GTL_STATUS_BAD_STATE (no results).
+ * @retval ::GTL_STATUS_OK          the count (and accuracies, if @p dst is given) were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator or @p out_n is NULL, @p modality is out of range,
+ *                                  or @p capacity is too small (nothing is written).
+ * @retval ::GTL_STATUS_BAD_STATE   the evaluator has no results.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe with other read-only calls on the same evaluator.
@@ -538,9 +593,10 @@ GTL_API gtl_status gtl_evaluator_accuracies(const gtl_evaluator *evaluator, int3
  * @param[out] dst       the list, or NULL to query its length.
  * @param[in]  capacity  entries available in @p dst.
  * @param[out] out_n     the length of the list.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator or
- *         out_n, capacity too small: nothing is written);
- *         ::GTL_STATUS_BAD_STATE (no results).
+ * @retval ::GTL_STATUS_OK          the length (and list, if @p dst is given) were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p evaluator or @p out_n is NULL, or @p capacity is too small
+ *                                  (nothing is written).
+ * @retval ::GTL_STATUS_BAD_STATE   the evaluator has no results.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe with other read-only calls on the same evaluator.
@@ -560,10 +616,12 @@ GTL_API gtl_status gtl_evaluator_episode_list(const gtl_evaluator *evaluator, in
  * @param[out] dst       the NUL-terminated text, or NULL to query the size.
  * @param[in]  capacity  bytes available in @p dst: at least *out_len + 1.
  * @param[out] out_len   length of the text without the NUL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL evaluator or
- *         out_len, unknown format or flag, capacity too small: nothing is
- *         written, *out_len is still set); ::GTL_STATUS_BAD_STATE (no
- *         results); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the length (and text, if @p dst is given) were written.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p evaluator or @p out_len is NULL, the format or a flag is
+ *                                    unknown, or @p capacity is too small (nothing is written;
+ *                                    *out_len is still set).
+ * @retval ::GTL_STATUS_BAD_STATE     the evaluator has no results.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe with other read-only calls on the same evaluator.
@@ -579,9 +637,11 @@ GTL_API gtl_status gtl_evaluator_report(const gtl_evaluator *evaluator, gtl_eval
  * @param[in] format    a ::gtl_eval_format.
  * @param[in] flags     as for gtl_evaluator_report().
  * @param[in] path      the file.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown
- *         format or flag); ::GTL_STATUS_BAD_STATE (no results);
- *         ::GTL_STATUS_IO (with the OS reason); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the file was written.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL, or the format or a flag is unknown.
+ * @retval ::GTL_STATUS_BAD_STATE     the evaluator has no results.
+ * @retval ::GTL_STATUS_IO            the file cannot be written (the message has the OS reason).
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
  *
  * Ownership: nothing is kept.
  * Thread safety: safe with other read-only calls on the same evaluator.

@@ -94,8 +94,11 @@ typedef enum gtl_latent {
  * Creates a model with default parameters (the method's sizes, F = 1280).
  *
  * @param[out] out_model the new model; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL out pointer);
- *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND (no oneDNN CPU engine).
+ * @retval ::GTL_STATUS_OK            @p out_model holds the new model.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p out_model is NULL.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN could not create its CPU engine.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN cannot create a CPU engine on this machine.
  *
  * Ownership: the caller frees the model with gtl_model_destroy().
  * Thread safety: distinct models may be used from distinct threads; one
@@ -105,6 +108,8 @@ GTL_API gtl_status gtl_model_create(gtl_model **out_model);
 
 /**
  * Destroys a model. NULL is accepted and ignored.
+ *
+ * @param[in] model the model, or NULL.
  *
  * Ownership: frees everything the model holds.
  * Thread safety: the model must not be in use by another thread.
@@ -117,10 +122,12 @@ GTL_API void gtl_model_destroy(gtl_model *model);
  * @param[in,out] model the model.
  * @param[in]     key   a parameter whose type is i64.
  * @param[in]     value within gtl_model_param_bounds().
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model, unknown key,
- *         an f32 or read-only key, value out of bounds);
- *         ::GTL_STATUS_BAD_STATE (a structural key after initialisation).
- *         On failure nothing changes.
+ * @retval ::GTL_STATUS_OK          the parameter is set.
+ * @retval ::GTL_STATUS_INVALID_ARG @p model is NULL, @p key is unknown, an f32 or read-only key,
+ *                                  or @p value is out of bounds.
+ * @retval ::GTL_STATUS_BAD_STATE   @p key is structural and the model is initialised.
+ *
+ * On failure nothing changes.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not concurrently with other calls on the same model.
@@ -133,8 +140,8 @@ GTL_API gtl_status gtl_model_set_i64(gtl_model *model, gtl_model_param key, int6
  * @param[in]  model     the model.
  * @param[in]  key       a parameter whose type is i64.
  * @param[out] out_value the value.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown
- *         key or an f32 key).
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL, or @p key is unknown or an f32 key.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same model.
@@ -148,9 +155,10 @@ GTL_API gtl_status gtl_model_get_i64(const gtl_model *model, gtl_model_param key
  * @param[in,out] model the model.
  * @param[in]     key   a parameter whose type is f32.
  * @param[in]     value finite and within gtl_model_param_bounds().
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model, unknown key,
- *         an i64 key, value not finite or out of bounds);
- *         ::GTL_STATUS_BAD_STATE (a structural key after initialisation).
+ * @retval ::GTL_STATUS_OK          the parameter is set.
+ * @retval ::GTL_STATUS_INVALID_ARG @p model is NULL, @p key is unknown or an i64 key, or @p value
+ *                                  is not finite or out of bounds.
+ * @retval ::GTL_STATUS_BAD_STATE   @p key is structural and the model is initialised.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not concurrently with other calls on the same model.
@@ -163,8 +171,8 @@ GTL_API gtl_status gtl_model_set_f32(gtl_model *model, gtl_model_param key, floa
  * @param[in]  model     the model.
  * @param[in]  key       a parameter whose type is f32.
  * @param[out] out_value the value.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown
- *         key or an i64 key).
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL, or @p key is unknown or an i64 key.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same model.
@@ -179,7 +187,8 @@ GTL_API gtl_status gtl_model_get_f32(const gtl_model *model, gtl_model_param key
  * @param[out] out_lo     smallest accepted value.
  * @param[out] out_hi     largest accepted value.
  * @param[out] out_is_int 1 for i64 parameters, 0 for f32; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (unknown key, NULL bound pointer).
+ * @retval ::GTL_STATUS_OK          the bounds were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p key is unknown or a bound pointer is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe from any thread.
@@ -192,9 +201,10 @@ GTL_API gtl_status gtl_model_param_bounds(gtl_model_param key, double *out_lo, d
  * GTL_MODEL_SEED. Training and prediction calls do it implicitly.
  *
  * @param[in,out] model the model.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model; sizes whose
- *         product does not fit); ::GTL_STATUS_BAD_STATE (already initialised);
- *         ::GTL_STATUS_OUT_OF_MEMORY (the model stays uninitialised).
+ * @retval ::GTL_STATUS_OK            the weights are allocated and initialised.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p model is NULL, or the sizes' product does not fit.
+ * @retval ::GTL_STATUS_BAD_STATE     the model is already initialised.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed; the model stays uninitialised.
  *
  * Ownership: the model owns its weights.
  * Thread safety: not concurrently with other calls on the same model.
@@ -207,8 +217,9 @@ GTL_API gtl_status gtl_model_init(gtl_model *model);
  *
  * @param[in]  model the model.
  * @param[out] out_n the count.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
- *         ::GTL_STATUS_BAD_STATE (not initialised).
+ * @retval ::GTL_STATUS_OK          the count was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE   the model is not initialised.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same model.
@@ -226,10 +237,16 @@ GTL_API gtl_status gtl_model_num_params(const gtl_model *model, int64_t *out_n);
  * @param[out]    out_labels     n predicted classes (argmax), or NULL.
  * @param[out]    out_probs      n * C class probabilities (softmax), or NULL.
  * @param[in]     probs_capacity floats available in out_probs.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model or features,
- *         n < 1, feature_dim mismatch, NaN/Inf in features, probs_capacity
- *         < n * C; nothing is written); ::GTL_STATUS_OUT_OF_MEMORY;
- *         ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            the labels and/or probabilities were written.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p model or @p features is NULL, n < 1, @p feature_dim
+ *                                    differs from GTL_MODEL_FEATURE_DIM, a feature is NaN or
+ *                                    infinite, @p probs_capacity < n * C with @p out_probs given,
+ *                                    or (implicit initialisation) the sizes' product does not fit;
+ *                                    nothing is written.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: the caller owns the output arrays.
  * Thread safety: not concurrently with other calls on the same model (the
@@ -249,10 +266,14 @@ GTL_API gtl_status gtl_model_predict(gtl_model *model, const float *features, in
  * @param[in]     feature_dim must equal GTL_MODEL_FEATURE_DIM.
  * @param[out]    dst         n * (Nc | Nm | d) floats.
  * @param[in]     capacity    floats available in dst.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, unknown
- *         @p which, n < 1, dimension mismatch, non-finite features, capacity
- *         too small: nothing is written); ::GTL_STATUS_OUT_OF_MEMORY;
- *         ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            the codes were written.
+ * @retval ::GTL_STATUS_INVALID_ARG   a pointer argument is NULL, @p which is unknown, n < 1, @p
+ *                                    feature_dim differs from GTL_MODEL_FEATURE_DIM, a feature is
+ *                                    not finite, or @p capacity is too small; nothing is written.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: not concurrently with other calls on the same model.
@@ -265,8 +286,9 @@ GTL_API gtl_status gtl_model_latent(gtl_model *model, gtl_latent which, const fl
  *
  * @param[in]  model the model.
  * @param[out] out_n the count.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
- *         ::GTL_STATUS_BAD_STATE (not initialised).
+ * @retval ::GTL_STATUS_OK          the count was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE   the model is not initialised.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same model.
@@ -283,8 +305,10 @@ GTL_API gtl_status gtl_model_num_tensors(const gtl_model *model, int64_t *out_n)
  * @param[out] out_numel     number of values; may be NULL.
  * @param[out] out_trainable 1 if the tensor receives gradients in the current
  *                           stage, else 0; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model, index out
- *         of range, name_capacity too small); ::GTL_STATUS_BAD_STATE (not initialised).
+ * @retval ::GTL_STATUS_OK          the requested fields were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p model is NULL, @p index is out of range, or @p name_capacity
+ *                                  is too small.
+ * @retval ::GTL_STATUS_BAD_STATE   the model is not initialised.
  *
  * Ownership: the caller owns @p name.
  * Thread safety: safe with other read-only calls on the same model.
@@ -302,8 +326,10 @@ GTL_API gtl_status gtl_model_tensor_info(const gtl_model *model, int64_t index, 
  *                      tensor is frozen or no backward pass ran).
  * @param[out] dst      numel floats.
  * @param[in]  capacity floats available in @p dst.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, index out
- *         of range, capacity < numel); ::GTL_STATUS_BAD_STATE (not initialised).
+ * @retval ::GTL_STATUS_OK          the values were copied.
+ * @retval ::GTL_STATUS_INVALID_ARG a pointer argument is NULL, @p index is out of range, or @p
+ *                                  capacity < numel.
+ * @retval ::GTL_STATUS_BAD_STATE   the model is not initialised.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe with other read-only calls on the same model.
@@ -319,9 +345,10 @@ GTL_API gtl_status gtl_model_tensor_get(const gtl_model *model, int64_t index, i
  * @param[in]     index 0 .. gtl_model_num_tensors() - 1.
  * @param[in]     src   numel finite floats.
  * @param[in]     n     must equal numel.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, index out
- *         of range, n != numel, non-finite value: nothing is written);
- *         ::GTL_STATUS_BAD_STATE (not initialised).
+ * @retval ::GTL_STATUS_OK          the values were copied in.
+ * @retval ::GTL_STATUS_INVALID_ARG a pointer argument is NULL, @p index is out of range, @p n !=
+ *                                  numel, or a value is not finite; nothing is written.
+ * @retval ::GTL_STATUS_BAD_STATE   the model is not initialised.
  *
  * Ownership: the values are copied.
  * Thread safety: not concurrently with other calls on the same model.
@@ -343,10 +370,14 @@ GTL_API gtl_status gtl_model_tensor_set(gtl_model *model, int64_t index, const f
  * @param[in] model     the model (initialised).
  * @param[in] optimizer an optimizer to save with it, or NULL.
  * @param[in] path      the file to write.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model or path);
- *         ::GTL_STATUS_BAD_STATE (model not initialised, or gradients
- *         pending between gtl_model_forward_backward() and gtl_model_apply());
- *         ::GTL_STATUS_IO (with the OS reason); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            the file was written.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p model or @p path is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE     the model is not initialised, or gradients are pending
+ *                                    between gtl_model_forward_backward() and gtl_model_apply().
+ * @retval ::GTL_STATUS_IO            the file cannot be created, written or renamed (the message
+ *                                    has the OS reason); an existing file is left untouched.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_INTERNAL      zlib failed to compress (a libgtl bug).
  *
  * Ownership: nothing is kept.
  * Thread safety: not concurrently with calls that modify the model or optimizer.
@@ -364,11 +395,16 @@ GTL_API gtl_status gtl_model_save(const gtl_model *model, const gtl_optimizer *o
  * @param[out] out_model     the loaded model; NULL on failure.
  * @param[out] out_optimizer the saved optimizer, or NULL when the file has
  *                           none; pass NULL to ignore a saved optimizer.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL path or out_model);
- *         ::GTL_STATUS_IO (missing or unreadable file); ::GTL_STATUS_FORMAT
- *         (not a libgtl model file, corrupt, truncated, or inconsistent
- *         shapes; the message names the field); ::GTL_STATUS_UNSUPPORTED (a
- *         newer format version); ::GTL_STATUS_OUT_OF_MEMORY.
+ * @retval ::GTL_STATUS_OK            @p out_model (and @p out_optimizer) hold the loaded objects.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p path or @p out_model is NULL.
+ * @retval ::GTL_STATUS_IO            the file is missing or unreadable.
+ * @retval ::GTL_STATUS_FORMAT        not a libgtl model file, corrupt, truncated, or inconsistent
+ *                                    shapes (the message names the field).
+ * @retval ::GTL_STATUS_UNSUPPORTED   a newer format version, or oneDNN cannot create a CPU engine.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN could not create its CPU engine.
+ * @retval ::GTL_STATUS_INTERNAL      zlib failed to initialise, or a saved setting has no field (a
+ *                                    libgtl bug).
  *
  * Ownership: the caller destroys the model and the optimizer.
  * Thread safety: safe.
@@ -385,10 +421,13 @@ GTL_API gtl_status gtl_model_load(const char *path, gtl_model **out_model,
  *
  * @param[in]  model     the model, initialised, with no gradients pending.
  * @param[out] out_model the copy; NULL on failure.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument);
- *         ::GTL_STATUS_BAD_STATE (not initialised, or gradients pending
- *         between gtl_model_forward_backward() and gtl_model_apply());
- *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            @p out_model holds the copy.
+ * @retval ::GTL_STATUS_INVALID_ARG   an argument is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE     the model is not initialised, or gradients are pending
+ *                                    between gtl_model_forward_backward() and gtl_model_apply().
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN could not create its CPU engine.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN cannot create a CPU engine on this machine.
  *
  * Ownership: the caller destroys the copy with gtl_model_destroy().
  * Thread safety: read-only on @p model.

@@ -128,10 +128,10 @@ typedef enum gtl_optim_param {
  *
  * @param[in]  kind    the update rule.
  * @param[out] out_opt the new optimizer; set to NULL on failure.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p out_opt is NULL or @p kind is not a
- *         ::gtl_optim_kind value;
- *         ::GTL_STATUS_OUT_OF_MEMORY if the handle cannot be allocated.
+ * @retval ::GTL_STATUS_OK            @p out_opt holds the new optimizer.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p out_opt is NULL or @p kind is not a ::gtl_optim_kind
+ *                                    value.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY the handle cannot be allocated.
  *
  * Ownership: the caller owns the optimizer and releases it with
  *   gtl_optimizer_destroy(). Moment buffers are allocated lazily by the first
@@ -158,7 +158,8 @@ GTL_API void gtl_optimizer_destroy(gtl_optimizer *opt);
  * by itself when the stage's parameters differ from the ones the state is for.
  *
  * @param[in,out] opt the optimizer.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if @p opt is NULL.
+ * @retval ::GTL_STATUS_OK          the state is forgotten.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt is NULL.
  *
  * Ownership: the state memory is freed; the next step allocates it again.
  * Thread safety: not thread-safe on the same @p opt.
@@ -171,7 +172,8 @@ GTL_API gtl_status gtl_optimizer_reset(gtl_optimizer *opt);
  *
  * @param[in]  opt      the optimizer.
  * @param[out] out_kind the ::gtl_optim_kind.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if an argument is NULL.
+ * @retval ::GTL_STATUS_OK          the kind was written.
+ * @retval ::GTL_STATUS_INVALID_ARG an argument is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe with other read-only calls on the same @p opt.
@@ -184,10 +186,11 @@ GTL_API gtl_status gtl_optimizer_kind(const gtl_optimizer *opt, gtl_optim_kind *
  * @param[in,out] opt   the optimizer.
  * @param[in]     key   a float key (see ::gtl_optim_param).
  * @param[in]     value the new value, inside gtl_optim_param_bounds(@p key).
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt is NULL, @p key is not a
- *         ::gtl_optim_param value or is an integer key, or @p value is NaN or
- *         outside the bounds (the setting is left unchanged).
+ * @retval ::GTL_STATUS_OK          the setting is changed.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt is NULL, @p key is not a ::gtl_optim_param value or is
+ *                                  an integer key, or @p value is NaN or outside the bounds (the
+ *                                  setting is left unchanged).
+ * @retval ::GTL_STATUS_INTERNAL    a libgtl bug: an internal consistency check failed.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not thread-safe on the same @p opt.
@@ -200,9 +203,9 @@ GTL_API gtl_status gtl_optimizer_set_f32(gtl_optimizer *opt, gtl_optim_param key
  * @param[in]  opt       the optimizer.
  * @param[in]  key       a float key.
  * @param[out] out_value the value; set to 0 on failure.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt or @p out_value is NULL, or
- *         @p key is not a ::gtl_optim_param value or is an integer key.
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt or @p out_value is NULL, or @p key is not a
+ *                                  ::gtl_optim_param value or is an integer key.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe concurrently with other reads of @p opt.
@@ -216,10 +219,11 @@ GTL_API gtl_status gtl_optimizer_get_f32(const gtl_optimizer *opt, gtl_optim_par
  * @param[in,out] opt   the optimizer.
  * @param[in]     key   an integer key (see ::gtl_optim_param).
  * @param[in]     value the new value, inside gtl_optim_param_bounds(@p key).
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt is NULL, @p key is not a
- *         ::gtl_optim_param value or is a float key, or @p value is outside
- *         the bounds (the setting is left unchanged).
+ * @retval ::GTL_STATUS_OK          the setting is changed.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt is NULL, @p key is not a ::gtl_optim_param value or is a
+ *                                  float key, or @p value is outside the bounds (the setting is
+ *                                  left unchanged).
+ * @retval ::GTL_STATUS_INTERNAL    a libgtl bug: an internal consistency check failed.
  *
  * Ownership: nothing is allocated.
  * Thread safety: not thread-safe on the same @p opt.
@@ -232,9 +236,9 @@ GTL_API gtl_status gtl_optimizer_set_i64(gtl_optimizer *opt, gtl_optim_param key
  * @param[in]  opt       the optimizer.
  * @param[in]  key       an integer key.
  * @param[out] out_value the value; set to 0 on failure.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt or @p out_value is NULL, or
- *         @p key is not a ::gtl_optim_param value or is a float key.
+ * @retval ::GTL_STATUS_OK          the value was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt or @p out_value is NULL, or @p key is not a
+ *                                  ::gtl_optim_param value or is a float key.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe concurrently with other reads of @p opt.
@@ -249,9 +253,9 @@ GTL_API gtl_status gtl_optimizer_get_i64(const gtl_optimizer *opt, gtl_optim_par
  * @param[in]  key    any ::gtl_optim_param value.
  * @param[out] out_lo the smallest accepted value; set to 0 on failure.
  * @param[out] out_hi the largest accepted value; set to 0 on failure.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if an out pointer is NULL or @p key is not
- *         a ::gtl_optim_param value.
+ * @retval ::GTL_STATUS_OK          the bounds were written.
+ * @retval ::GTL_STATUS_INVALID_ARG an out pointer is NULL or @p key is not a ::gtl_optim_param
+ *                                  value.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe from any thread at any time.
@@ -270,10 +274,10 @@ GTL_API gtl_status gtl_optim_param_bounds(gtl_optim_param key, double *out_lo, d
  *                        may be NULL when @p n_steps is 0.
  * @param[in]     n_steps number of milestones, at most
  *                        ::GTL_OPTIM_MAX_MILESTONES; 0 removes them all.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt is NULL, @p steps is NULL while
- *         @p n_steps > 0, @p n_steps is too large, or the steps are negative
- *         or not strictly increasing (the milestones are left unchanged).
+ * @retval ::GTL_STATUS_OK          the milestones are replaced.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt is NULL, @p steps is NULL while @p n_steps > 0, @p
+ *                                  n_steps is too large, or the steps are negative or not strictly
+ *                                  increasing (the milestones are left unchanged).
  *
  * Ownership: the milestones are copied; @p steps stays the caller's.
  * Thread safety: not thread-safe on the same @p opt.
@@ -290,10 +294,10 @@ GTL_API gtl_status gtl_optimizer_set_milestones(gtl_optimizer *opt, const int64_
  * @param[in]  dst_capacity number of elements @p dst holds.
  * @param[out] out_n        number of milestones; set even when @p dst is too
  *                          small, and to 0 on other failures.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt or @p out_n is NULL, or
- *         @p dst_capacity is smaller than the number of milestones (nothing
- *         is written to @p dst), or @p dst is NULL with a nonzero capacity.
+ * @retval ::GTL_STATUS_OK          the milestones and their count were written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt or @p out_n is NULL, @p dst_capacity is smaller than the
+ *                                  number of milestones (nothing is written to @p dst), or @p dst
+ *                                  is NULL with a nonzero capacity.
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe concurrently with other reads of @p opt.
@@ -309,9 +313,8 @@ GTL_API gtl_status gtl_optimizer_get_milestones(const gtl_optimizer *opt, int64_
  * @param[in]  opt    the optimizer.
  * @param[in]  step   a step index, >= 0.
  * @param[out] out_lr the learning rate; set to 0 on failure.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt or @p out_lr is NULL or @p step
- *         is negative.
+ * @retval ::GTL_STATUS_OK          the learning rate was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt or @p out_lr is NULL or @p step is negative.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe concurrently with other reads of @p opt.
@@ -325,8 +328,8 @@ GTL_API gtl_status gtl_optimizer_lr_at(const gtl_optimizer *opt, int64_t step, f
  *
  * @param[in]  opt         the optimizer.
  * @param[out] out_n_steps the count; set to 0 on failure.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p opt or @p out_n_steps is NULL.
+ * @retval ::GTL_STATUS_OK          the count was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p opt or @p out_n_steps is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe concurrently with other reads of @p opt.

@@ -59,10 +59,10 @@ typedef void (*gtl_free_fn)(void *user_data, void *ptr);
  * @param[in] realloc_fn reallocation function, or NULL.
  * @param[in] free_fn    release function, or NULL.
  * @param[in] user_data  passed unchanged to each function; may be NULL.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if some but not all functions are NULL;
- *         ::GTL_STATUS_BAD_STATE if libgtl still holds memory from the
- *         current allocator (objects not yet destroyed).
+ * @retval ::GTL_STATUS_OK          the hooks are installed (or the C library's restored).
+ * @retval ::GTL_STATUS_INVALID_ARG some but not all of the three functions are NULL.
+ * @retval ::GTL_STATUS_BAD_STATE   libgtl still holds memory from the current allocator (objects
+ *                                  not yet destroyed).
  *
  * Ownership: libgtl keeps the function pointers and @p user_data until the
  *   next call; @p user_data must stay valid until then.
@@ -77,7 +77,8 @@ GTL_API gtl_status gtl_set_allocator(gtl_malloc_fn malloc_fn, gtl_realloc_fn rea
  *
  * @param[out] out_bytes  bytes currently allocated (requested sizes).
  * @param[out] out_blocks number of live blocks.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if an out pointer is NULL.
+ * @retval ::GTL_STATUS_OK          the counts were written.
+ * @retval ::GTL_STATUS_INVALID_ARG an out pointer is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe from any thread; the counts are read atomically but
@@ -108,8 +109,8 @@ typedef void (*gtl_log_fn)(void *user_data, gtl_log_level level, const char *mes
  * @param[in] fn        the callback, or NULL to silence logging again.
  * @param[in] user_data passed unchanged to @p fn; may be NULL.
  * @param[in] max_level messages more detailed than this level are dropped.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if @p max_level is not a
- *         ::gtl_log_level value.
+ * @retval ::GTL_STATUS_OK          the callback is installed (or logging silenced).
+ * @retval ::GTL_STATUS_INVALID_ARG @p max_level is not a ::gtl_log_level value.
  *
  * Ownership: libgtl keeps @p fn and @p user_data until the next call.
  * Thread safety: the callback may be invoked from any thread that calls into
@@ -131,8 +132,8 @@ GTL_API gtl_status gtl_set_log_callback(gtl_log_fn fn, void *user_data, gtl_log_
  * else the number of cores).
  *
  * @param[in] n_threads number of threads, >= 1.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if @p n_threads < 1 or
- *         larger than 4096.
+ * @retval ::GTL_STATUS_OK          the thread count is set.
+ * @retval ::GTL_STATUS_INVALID_ARG @p n_threads < 1 or larger than 4096.
  *
  * Ownership: nothing is allocated.
  * Thread safety: affects OpenMP parallel regions started by the calling thread.
@@ -143,7 +144,8 @@ GTL_API gtl_status gtl_set_num_threads(int32_t n_threads);
  * Returns the number of threads libgtl's kernels will use from this thread.
  *
  * @param[out] out_n_threads the thread count.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if @p out_n_threads is NULL.
+ * @retval ::GTL_STATUS_OK          the count was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p out_n_threads is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe from any thread.
@@ -159,11 +161,10 @@ GTL_API gtl_status gtl_num_threads(int32_t *out_n_threads);
  * @param[out] dst          buffer for the NUL-terminated string.
  * @param[in]  dst_capacity size of @p dst in bytes.
  * @param[out] out_len      length of the full string without the NUL; may be NULL.
- * @return ::GTL_STATUS_OK;
- *         ::GTL_STATUS_INVALID_ARG if @p dst is NULL or @p dst_capacity is
- *         smaller than the string plus its NUL (nothing is written; query the
- *         length with a large enough buffer, 512 bytes always suffice);
- *         ::GTL_STATUS_BACKEND if oneDNN cannot create a CPU engine.
+ * @retval ::GTL_STATUS_OK          the string was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p dst is NULL, or @p dst_capacity is smaller than the string
+ *                                  plus its NUL (nothing is written; 512 bytes always suffice).
+ * @retval ::GTL_STATUS_INTERNAL    formatting the string failed (a libgtl bug).
  *
  * Ownership: the caller owns @p dst.
  * Thread safety: safe from any thread.
@@ -174,7 +175,8 @@ GTL_API gtl_status gtl_build_info(char *dst, size_t dst_capacity, size_t *out_le
  * Tells whether this CPU runs bf16 matrix kernels natively (AVX512-BF16 or AMX).
  *
  * @param[out] out_supported 1 if it does, 0 if bf16 requests fall back to fp32.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG if @p out_supported is NULL.
+ * @retval ::GTL_STATUS_OK          the answer was written.
+ * @retval ::GTL_STATUS_INVALID_ARG @p out_supported is NULL.
  *
  * Ownership: nothing is allocated.
  * Thread safety: safe from any thread.

@@ -10,6 +10,19 @@
  *
  * The library never aborts, exits, or prints because of bad input.
  *
+ * How the per-function lists read: the documentation of every function that
+ * returns a ::gtl_status lists, one `@retval` per status, every status it can
+ * return and when. They were checked against the implementation (lib/api and
+ * what it calls); test/docs checks that no list is missing. Two conventions:
+ *  - ::GTL_STATUS_INTERNAL is listed wherever a consistency check on the
+ *    function's path exists; it always means a libgtl bug.
+ *  - A few checks in lower layers guard against libgtl misusing its own
+ *    objects (for example "parameter set already finalized") and report
+ *    ::GTL_STATUS_BAD_STATE. Only a libgtl bug can trip them, so they are not
+ *    listed per function: a status a function does not list is a bug to report.
+ *  - ::GTL_STATUS_BACKEND and ::GTL_STATUS_UNSUPPORTED on compute calls come
+ *    from oneDNN (an error, or no kernel for an operation on this CPU).
+ *
  * Usage:
  * @code
  *   gtl_status st = gtl_set_num_threads(0);

@@ -100,9 +100,12 @@ typedef int (*gtl_progress_fn)(void *user_data, gtl_stage stage, int64_t step, i
  * @param[in,out] model     the model (initialised implicitly).
  * @param[in]     stage     a ::gtl_stage.
  * @param[in]     n_classes classes for B2/N2 (>= 1); ignored (pass 0) for B1/N1.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model, unknown
- *         stage, n_classes < 1 for B2/N2); ::GTL_STATUS_OUT_OF_MEMORY (the
- *         previous stage and classifier are kept).
+ * @retval ::GTL_STATUS_OK            the stage is selected and its modules frozen.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p model is NULL, @p stage is unknown, @p n_classes < 1 for
+ *                                    B2/N2, or (implicit initialisation) the sizes' product does
+ *                                    not fit.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed; the previous stage and classifier are
+ *                                    kept.
  *
  * Ownership: nothing is returned.
  * Thread safety: not concurrently with other calls on the same model.
@@ -121,12 +124,17 @@ GTL_API gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_
  * @param[in]     labels      n labels in [0, C) for B2/N2; may be NULL for B1/N1.
  * @param[out]    stats       statistics (see ::gtl_stat), or NULL.
  * @param[in]     n_stats     entries available in @p stats.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, n < 2,
- *         feature_dim mismatch, non-finite features, missing or out-of-range
- *         labels); ::GTL_STATUS_BAD_STATE (no stage set);
- *         ::GTL_STATUS_NUMERIC (the loss is NaN or infinite: gradients are
- *         zeroed and batch-norm statistics restored; nothing else changed);
- *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            the gradients of the batch are pending.
+ * @retval ::GTL_STATUS_INVALID_ARG   a required pointer is NULL, n < 2, @p feature_dim mismatch, a
+ *                                    non-finite feature, or labels missing or out of range in
+ *                                    B2/N2.
+ * @retval ::GTL_STATUS_BAD_STATE     no stage is set.
+ * @retval ::GTL_STATUS_NUMERIC       the loss is NaN or infinite: gradients are zeroed and
+ *                                    batch-norm statistics restored; nothing else changed.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: inputs are copied.
  * Thread safety: not concurrently with other calls on the same model.
@@ -145,10 +153,11 @@ GTL_API gtl_status gtl_model_forward_backward(gtl_model *model, const float *fea
  * @param[in,out] optimizer the optimizer; it binds to the stage's parameters
  *                          on first use and is reset when they change.
  * @param[out]    out_grad_norm global gradient norm before clipping; may be NULL.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL model or optimizer);
- *         ::GTL_STATUS_BAD_STATE (no gradients pending);
- *         ::GTL_STATUS_NUMERIC (a non-finite gradient: nothing changed);
- *         ::GTL_STATUS_OUT_OF_MEMORY (optimizer state; nothing changed).
+ * @retval ::GTL_STATUS_OK            the update was applied and the step counter advanced.
+ * @retval ::GTL_STATUS_INVALID_ARG   @p model or @p optimizer is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE     no gradients are pending.
+ * @retval ::GTL_STATUS_NUMERIC       a gradient is not finite: nothing changed.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY the optimizer state cannot be allocated: nothing changed.
  *
  * Ownership: nothing is returned.
  * Thread safety: not concurrently with other calls on the model or optimizer.
@@ -169,9 +178,15 @@ GTL_API gtl_status gtl_model_apply(gtl_model *model, gtl_optimizer *optimizer,
  * @param[in]     labels      as for gtl_model_forward_backward().
  * @param[out]    stats       statistics, or NULL.
  * @param[in]     n_stats     entries available in @p stats.
- * @return the statuses of gtl_model_forward_backward() and gtl_model_apply().
- *         On ::GTL_STATUS_NUMERIC parameters, optimizer state and counters
- *         are unchanged.
+ * @retval ::GTL_STATUS_OK            the step was applied.
+ * @retval ::GTL_STATUS_INVALID_ARG   as gtl_model_forward_backward(), or @p optimizer is NULL.
+ * @retval ::GTL_STATUS_BAD_STATE     no stage is set.
+ * @retval ::GTL_STATUS_NUMERIC       the loss or a gradient is not finite: parameters, optimizer
+ *                                    state and counters are unchanged.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: inputs are copied.
  * Thread safety: not concurrently with other calls on the model or optimizer.
@@ -196,11 +211,17 @@ GTL_API gtl_status gtl_model_train_step(gtl_model *model, gtl_optimizer *optimiz
  * @param[in]     epochs    >= 1.
  * @param[in]     progress  called after every step, or NULL.
  * @param[in]     user_data passed to @p progress.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, epochs <
- *         1, dimension mismatch, fewer than 2 samples, labels not 0..C-1 for
- *         B2/N2); ::GTL_STATUS_CANCELLED; ::GTL_STATUS_OUT_OF_MEMORY;
- *         ::GTL_STATUS_BACKEND. Steps whose loss is not finite are skipped
- *         and counted in the log, not fatal.
+ * @retval ::GTL_STATUS_OK            every step ran (steps whose loss was not finite are skipped
+ *                                    and counted in the log, not fatal).
+ * @retval ::GTL_STATUS_INVALID_ARG   a pointer argument is NULL, @p stage is unknown, @p epochs <
+ *                                    1, the feature size differs, fewer than 2 samples, or labels
+ *                                    not 0..C-1 for B2/N2.
+ * @retval ::GTL_STATUS_CANCELLED     the progress callback asked to stop; every completed step is
+ *                                    applied.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: @p data is read, not kept.
  * Thread safety: not concurrently with other calls on the model or optimizer.
@@ -223,10 +244,17 @@ GTL_API gtl_status gtl_model_train_stage(gtl_model *model, gtl_optimizer *optimi
  *                          present, at least 2 samples.
  * @param[in]     progress  called after every step, or NULL.
  * @param[in]     user_data passed to @p progress.
- * @return ::GTL_STATUS_OK; ::GTL_STATUS_INVALID_ARG (NULL argument, empty
- *         support set, fewer than 2 samples, a class with no samples,
- *         feature size mismatch); ::GTL_STATUS_CANCELLED;
- *         ::GTL_STATUS_OUT_OF_MEMORY; ::GTL_STATUS_BACKEND.
+ * @retval ::GTL_STATUS_OK            the model classifies the support set's classes (non-finite
+ *                                    steps are skipped and logged, not fatal).
+ * @retval ::GTL_STATUS_INVALID_ARG   @p model or @p support is NULL, the support set is empty or
+ *                                    has fewer than 2 samples, a class has no samples, labels are
+ *                                    not 0..C-1, or the feature size differs.
+ * @retval ::GTL_STATUS_CANCELLED     the progress callback asked to stop; every completed step is
+ *                                    applied.
+ * @retval ::GTL_STATUS_OUT_OF_MEMORY an allocation failed.
+ * @retval ::GTL_STATUS_BACKEND       oneDNN reported an error.
+ * @retval ::GTL_STATUS_UNSUPPORTED   oneDNN has no kernel for one of the operations on this CPU.
+ * @retval ::GTL_STATUS_INTERNAL      a libgtl bug: an internal consistency check failed.
  *
  * Ownership: @p support is read, not kept.
  * Thread safety: not concurrently with other calls on the model.

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Few-shot adaptation and prediction with libgtl, from Python.
 
-The Python twin of the C adapt/predict example. Images and the backbone are
-not bound yet, so this works on backbone feature files: a *set* is a directory
+The whole method on backbone features (the twins of the C adapt/predict
+examples on images are adapt_images.py and predict_images.py). It works on
+feature files: a *set* is a directory
 holding ``features.npy`` (n x F float), ``labels.npy`` (n ints) and optionally
 ``modalities.npy`` (n ints, 0 = RGB, 1 = sketch, ...; all RGB if absent).
 
