@@ -11,7 +11,7 @@
  *   - allocations per steady-state step (gtl__alloc_count);
  *   - the oneDNN implementation of every cached primitive.
  *
- * Usage: bench_head [--steps N] [--reps R] [--skip-61]
+ * Usage: bench_head [--steps N] [--reps R] [--skip-61] [--adapt-only]
  * Not a test: it prints numbers. See docs/head-verification.md. */
 #include <math.h>
 #include <stdio.h>
@@ -205,7 +205,7 @@ static void bench_adapt(const char *label, int64_t n_way, int64_t shots, int rep
 int main(int argc, char **argv)
 {
     int steps = 20, reps = 3;
-    bool skip61 = false;
+    bool skip61 = false, adapt_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc)
             steps = atoi(argv[++i]);
@@ -213,6 +213,8 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--skip-61") == 0)
             skip61 = true;
+        else if (strcmp(argv[i], "--adapt-only") == 0)
+            adapt_only = true; /* for profiling gtl_adapt */
     }
     if (steps < 1)
         steps = 1;
@@ -225,6 +227,12 @@ int main(int argc, char **argv)
     CHECK(gtl_num_threads(&thr));
     printf("libgtl: %s\nthreads %d, ISA %s\n", info, thr, gtl__dnnl_isa_name());
 
+    if (adapt_only) {
+        bench_adapt("5-way 1-shot", 5, 1, reps);
+        if (!skip61)
+            bench_adapt("61-way 5-shot", 61, 5, 1);
+        return 0;
+    }
     gtl_model *m = make_model();
     int64_t np = 0;
     CHECK(gtl_model_num_params(m, &np));

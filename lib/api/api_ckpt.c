@@ -75,6 +75,16 @@ static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt)
         st = add_f32(w, "optim.m", 1, &nt, s.m);
     if (st == GTL_STATUS_OK)
         st = add_f32(w, "optim.v", 1, &nv, s.v);
+    if (st == GTL_STATUS_OK && s.live != NULL) {
+        /* Lazy rows (docs/optimizers.md): which tracked rows are live. */
+        int64_t *live = gtl__malloc((size_t)s.n_rows * sizeof *live);
+        if (live == NULL)
+            return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "gtl_model_save: out of memory");
+        for (int64_t r = 0; r < s.n_rows; r++)
+            live[r] = s.live[r];
+        st = gtl__ckpt_add_tensor(w, "optim.live", GTL__CKPT_I64, 1, &s.n_rows, live);
+        gtl__free(live);
+    }
     return st;
 }
 
@@ -183,8 +193,10 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
     if (st != GTL_STATUS_OK)
         return st;
     char key[64];
-    int64_t *ibuf = NULL;
+    int64_t *ibuf = NULL, *lbuf = NULL;
     float *m = NULL, *v = NULL;
+    uint8_t *live = NULL;
+    int64_t n_rows = 0;
     for (int k = 0; k < GTL__OPTIM_N_PARAMS && st == GTL_STATUS_OK; k++) {
         snprintf(key, sizeof key, "optim.%s", gtl__optim_param_name((gtl_optim_param)k));
         if (gtl__optim_param_is_int((gtl_optim_param)k)) {
@@ -242,13 +254,39 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
         st = gtl__ckpt_read_f32(r, "optim.m", m, tm->ne[0]);
     if (st == GTL_STATUS_OK && v)
         st = gtl__ckpt_read_f32(r, "optim.v", v, tv->ne[0]);
+    /* The live rows of lazy updates; absent in files written before them
+     * (the optimizer then rebuilds the map from the moments). */
+    const gtl__ckpt_tensor_info *tl = gtl__ckpt_find(r, "optim.live");
+    if (st == GTL_STATUS_OK && tl != NULL) {
+        if (tl->dtype != GTL__CKPT_I64 || tl->nd != 1 || tl->ne[0] < 1 ||
+            tl->ne[0] > n_total)
+            st = gtl__error(GTL_STATUS_FORMAT, "%s: optim.live is malformed", path);
+        if (st == GTL_STATUS_OK) {
+            n_rows = tl->ne[0];
+            lbuf = gtl__malloc((size_t)n_rows * sizeof *lbuf);
+            live = gtl__malloc((size_t)n_rows);
+            if (lbuf == NULL || live == NULL)
+                st = gtl__error(GTL_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn);
+        }
+        if (st == GTL_STATUS_OK)
+            st = gtl__ckpt_read(r, "optim.live", lbuf, (size_t)n_rows * sizeof *lbuf);
+        for (int64_t k = 0; st == GTL_STATUS_OK && k < n_rows; k++) {
+            if (lbuf[k] != 0 && lbuf[k] != 1)
+                st = gtl__error(GTL_STATUS_FORMAT, "%s: optim.live[%lld] is %lld", path,
+                                (long long)k, (long long)lbuf[k]);
+            else
+                live[k] = (uint8_t)lbuf[k];
+        }
+    }
     if (st == GTL_STATUS_OK) {
-        gtl__optim_state s = {step, n_params, n_total, ibuf, m, v};
+        gtl__optim_state s = {step, n_params, n_total, ibuf, m, v, n_rows, live};
         st = gtl__optim_set_state(opt, &s);
         if (st == GTL_STATUS_INVALID_ARG)
             st = gtl__error(GTL_STATUS_FORMAT, "%s: %s", path, gtl__error_message());
     }
     gtl__free(ibuf);
+    gtl__free(lbuf);
+    gtl__free(live);
     gtl__free_aligned(m);
     gtl__free_aligned(v);
     if (st != GTL_STATUS_OK) {

@@ -164,6 +164,13 @@ gtl_status gtl__head_init(gtl__head *head, const gtl__head_config *cfg, gtl__rng
     st = add_all(&head->body, defs, GTL__P_BODY_COUNT);
     if (st != GTL_STATUS_OK)
         goto out_fini;
+    /* One row per adapter: only adapters gated on get gradients, and the
+     * optimizer skips those that never had one (docs/optimizers.md). */
+    st = gtl__paramset_track_rows(&head->body, GTL__P_EST_AD_W, D);
+    if (st == GTL_STATUS_OK)
+        st = gtl__paramset_track_rows(&head->body, GTL__P_EST_AD_B, D);
+    if (st != GTL_STATUS_OK)
+        goto out_fini;
     st = bn_stats_init(&head->enc_bn, H);
     if (st != GTL_STATUS_OK)
         goto out_fini;

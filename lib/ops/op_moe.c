@@ -75,6 +75,12 @@ static gtl_status moe_backward(gtl__tape *tape, gtl__node *node)
         if (nk == 0)
             continue;
         const int64_t *rows = sv->rows + s0;
+        /* Row k of dA and da is written below: tell a row-tracked parameter
+         * (zero_grad, clipping and the optimizer then touch only such rows). */
+        if (gw != NULL)
+            gtl__tensor_mark_row(w, k);
+        if (gb != NULL)
+            gtl__tensor_mark_row(b, k);
         /* dy_i = g[n,k] du_n; dg[n,k] = du_n . y_i */
         for (int64_t i = 0; i < nk; i++) {
             int64_t n = rows[i];

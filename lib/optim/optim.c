@@ -96,12 +96,15 @@ static void free_state(gtl_optimizer *opt)
     gtl__free(opt->param_steps);
     gtl__free_aligned(opt->m);
     gtl__free_aligned(opt->v);
+    gtl__free(opt->live);
     opt->param_steps = NULL;
     opt->m = NULL;
     opt->v = NULL;
+    opt->live = NULL;
     opt->bound = false;
     opt->n_params = 0;
     opt->n_total = 0;
+    opt->n_rows = 0;
 }
 
 void gtl__optim_destroy(gtl_optimizer *opt)
@@ -118,15 +121,7 @@ void gtl__optim_reset(gtl_optimizer *opt)
     /* Forget the state and the binding: the next step binds to whatever
      * parameter set it is given (a new stage may train other parameters). */
     opt->step = 0;
-    gtl__free(opt->param_steps);
-    gtl__free_aligned(opt->m);
-    gtl__free_aligned(opt->v);
-    opt->param_steps = NULL;
-    opt->m = NULL;
-    opt->v = NULL;
-    opt->n_params = 0;
-    opt->n_total = 0;
-    opt->bound = false;
+    free_state(opt);
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -313,6 +308,8 @@ void gtl__optim_get_state(const gtl_optimizer *opt, gtl__optim_state *out)
     out->param_steps = opt->param_steps;
     out->m = opt->m;
     out->v = opt->v;
+    out->n_rows = opt->live != NULL ? opt->n_rows : 0;
+    out->live = opt->live;
 }
 
 gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
@@ -337,6 +334,18 @@ gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
                                   "outside [0, %lld]",
                                   (long long)i, (long long)st->param_steps[i],
                                   (long long)st->step);
+    if (st->n_rows < 0 || (st->n_rows == 0) != (st->live == NULL) ||
+        (st->n_rows > 0 && st->n_total == 0))
+        return gtl__error(GTL_STATUS_INVALID_ARG,
+                          "optimizer state: %lld tracked rows for a %s live map and a layout "
+                          "of %lld floats",
+                          (long long)st->n_rows, st->live != NULL ? "given" : "missing",
+                          (long long)st->n_total);
+    for (int64_t r = 0; r < st->n_rows; r++)
+        if (st->live[r] > 1)
+            return gtl__error(GTL_STATUS_INVALID_ARG,
+                              "optimizer state: live flag of row %lld is %d (not 0 or 1)",
+                              (long long)r, (int)st->live[r]);
 
     if (st->n_params == 0 && st->n_total == 0) {
         free_state(opt);
@@ -348,6 +357,7 @@ gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
     int64_t *steps = NULL;
     float *m = NULL;
     float *v = NULL;
+    uint8_t *live = NULL;
     size_t blob_bytes = (size_t)st->n_total * sizeof(float);
     steps = gtl__calloc((size_t)(st->n_params ? st->n_params : 1), sizeof *steps);
     if (steps == NULL)
@@ -364,6 +374,12 @@ gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
             goto out_oom;
         memcpy(v, st->v, blob_bytes);
     }
+    if (st->live != NULL) {
+        live = gtl__malloc((size_t)st->n_rows);
+        if (live == NULL)
+            goto out_oom;
+        memcpy(live, st->live, (size_t)st->n_rows);
+    }
     if (st->param_steps != NULL)
         memcpy(steps, st->param_steps, (size_t)st->n_params * sizeof *steps);
 
@@ -374,10 +390,13 @@ gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
     opt->param_steps = steps;
     opt->m = m;
     opt->v = v;
+    opt->n_rows = st->n_rows;
+    opt->live = live;
     opt->step = st->step;
     return GTL_STATUS_OK;
 
 out_oom:
+    gtl__free(live);
     gtl__free_aligned(v);
     gtl__free_aligned(m);
     gtl__free(steps);

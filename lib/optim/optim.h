@@ -13,7 +13,15 @@
  * as PyTorch's per-parameter state['step'] does), and up to two moment blobs
  * laid out exactly like the parameter blob (m: Adam's first moment or SGD's
  * momentum buffer; v: Adam's second moment). Buffers are allocated on the
- * first step that needs them; a steady-state step allocates nothing. */
+ * first step that needs them; a steady-state step allocates nothing.
+ *
+ * Lazy rows: a parameter with row tracking (gtl__paramset_track_rows; the
+ * gated adapters) is updated row by row, and a row that has had no gradient
+ * since the optimizer was reset or bound is skipped entirely (no decay, no
+ * moment update), as PyTorch skips a parameter whose .grad is None. Once a
+ * row has had a gradient it is "live" and is updated every step exactly as
+ * dense Adam / AdamW / SGD would. Untracked parameters are always dense. With
+ * zero weight decay the two are identical; docs/optimizers.md, "Lazy rows". */
 #ifndef GTL__OPTIM_H
 #define GTL__OPTIM_H
 
@@ -53,6 +61,8 @@ struct gtl_optimizer {
     int64_t *param_steps;        /* (n_params) per-parameter update count, or NULL */
     float *m;                    /* (n_total) first moment / momentum, or NULL = zeros */
     float *v;                    /* (n_total) second moment, or NULL = zeros */
+    int64_t n_rows;              /* tracked rows of the bound paramset (0: none yet) */
+    uint8_t *live;               /* (n_rows) 1 once a tracked row had a gradient, or NULL */
     int32_t *group_of;           /* (cap_group_of) step scratch: group per parameter */
     int64_t cap_group_of;
 };
@@ -99,18 +109,23 @@ double gtl__optim_lr_at(const gtl__optim_config *cfg, int64_t step);
 
 /* One update of every parameter that is neither frozen in the paramset nor
  * in a frozen group:
- *   1. the global L2 norm of their gradients is computed; if it is not finite
- *      (some gradient is NaN or Inf) the call returns GTL_STATUS_NUMERIC and
- *      changes nothing: parameters, gradients, moments and step counts;
- *   2. if CLIP_NORM > 0 their gradients are scaled in place by
- *      min(1, CLIP_NORM / (norm + 1e-6));
- *   3. each parameter is updated with lr_at(step) * lr_mult of its group;
+ *   1. the global L2 norm of their gradients is computed (of a tracked
+ *      parameter: over the rows marked since the last zero_grad; the others
+ *      are zero); if it is not finite (some gradient is NaN or Inf) the call
+ *      returns GTL_STATUS_NUMERIC and changes nothing: parameters, gradients,
+ *      moments and step counts;
+ *   2. if CLIP_NORM > 0 the update uses the gradients scaled by
+ *      min(1, CLIP_NORM / (norm + 1e-6)) (fused into the update: the gradient
+ *      blob itself is left as the backward pass wrote it);
+ *   3. each parameter is updated with lr_at(step) * lr_mult of its group
+ *      (tracked parameters: their live rows only, see "Lazy rows" above);
  *   4. the step count advances.
  * out_grad_norm (may be NULL) receives the norm before clipping; 0 on failure.
  * Returns OK; INVALID_ARG (NULL opt/ps, bad groups: NULL indices, index out
  * of range, a parameter in two groups, lr_mult < 0 or not finite, NaN decay;
  * Nesterov with MOMENTUM 0); BAD_STATE (paramset not finalized, no gradient
- * blob yet, or a layout different from the one the state was made for);
+ * blob yet, or a layout (floats, parameters or tracked rows) different from
+ * the one the state was made for);
  * OUT_OF_MEMORY (first step only); NUMERIC. Nothing changes on failure. */
 gtl_status gtl__optim_step(gtl_optimizer *opt, gtl__paramset *ps, const gtl__optim_group *groups,
                            int64_t n_groups, float *out_grad_norm);
@@ -140,13 +155,18 @@ typedef struct gtl__optim_state {
     const int64_t *param_steps;  /* (n_params) or NULL = all zero */
     const float *m;              /* (n_total) or NULL = all zero */
     const float *v;              /* (n_total) or NULL = all zero */
+    int64_t n_rows;              /* length of live; 0 = none (see set_state) */
+    const uint8_t *live;         /* (n_rows) 0/1 per tracked row, or NULL */
 } gtl__optim_state;
 
 /* Pointers stay valid until the next step, set_state, reset or destroy. */
 void gtl__optim_get_state(const gtl_optimizer *opt, gtl__optim_state *out);
 /* Copies st in. INVALID_ARG if the counters are inconsistent (negative,
- * a per-parameter count above step, arrays given for an empty layout);
- * OUT_OF_MEMORY. On failure the optimizer is unchanged. */
+ * a per-parameter count above step, arrays given for an empty layout, a
+ * live value other than 0 or 1); OUT_OF_MEMORY. On failure the optimizer is
+ * unchanged. Without a live map (a state saved before lazy rows existed) the
+ * next step rebuilds it: a row is live if its m or v is non-zero anywhere
+ * (every row, if the kind keeps no moments). */
 gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st);
 
 #endif /* GTL__OPTIM_H */

@@ -78,6 +78,55 @@ static gtl_status resolve_groups(int32_t *go, const gtl__paramset *ps,
     return GTL_STATUS_OK;
 }
 
+/* The Adam inner loops and the norm. GTL_OPTIM_CLONES builds an AVX2 copy
+ * next to the baseline one, chosen at load time by the CPU (GCC function
+ * multiversioning); the file is compiled with -fno-math-errno so sqrtf
+ * vectorises. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#  define GTL_OPTIM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#  define GTL_OPTIM_CLONES
+#endif
+
+/* Sums of squares in double, in 8 lanes: element j of a parameter goes to
+ * lane j % 8 whatever slices it is visited in, so the sum over the dirty
+ * rows of a tracked parameter equals, bitwise, the sum over the whole
+ * parameter (the other rows add exact zeros). A fixed lane order also keeps
+ * the result independent of vectorisation. */
+enum { LANES = 8 };
+
+GTL_OPTIM_CLONES
+static void sumsq_lanes(double *restrict acc, const float *restrict g, int64_t j0, int64_t n)
+{
+    /* g[0] is element j0 of the parameter. */
+    int64_t j = 0;
+    for (; j < n && (j0 + j) % LANES != 0; j++)
+        acc[(j0 + j) % LANES] += (double)g[j] * (double)g[j];
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += (double)g[j + k] * (double)g[j + k];
+    for (; j < n; j++)
+        acc[(j0 + j) % LANES] += (double)g[j] * (double)g[j];
+}
+
+/* Sum of squares of parameter i's gradient (a tracked one: its dirty rows,
+ * in row order; the other rows are zero). */
+static double param_sumsq(const gtl__paramset *ps, int64_t i)
+{
+    double acc[LANES] = {0};
+    const float *g = ps->grad + ps->offsets[i];
+    const gtl__rowtrack *rt = ps->params[i].rows;
+    if (rt == NULL) {
+        sumsq_lanes(acc, g, 0, ps->params[i].n);
+    } else if (rt->n_dirty > 0) {
+        for (int64_t r = 0; r < rt->n_rows; r++)
+            if (rt->is_dirty[r])
+                sumsq_lanes(acc, g + r * rt->row_len, r * rt->row_len, rt->row_len);
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 /* Sum of squares of the active gradients, in double: squares of finite floats
  * cannot overflow a double, so the result is finite iff every gradient is. */
 static double active_sumsq(const gtl__paramset *ps, const int32_t *go)
@@ -88,11 +137,7 @@ static double active_sumsq(const gtl__paramset *ps, const int32_t *go)
             continue;
         if (go == NULL && ps->frozen[i])
             continue;
-        const float *g = ps->grad + ps->offsets[i];
-        double si = 0.0;
-        for (int64_t j = 0; j < ps->params[i].n; j++)
-            si += (double)g[j] * (double)g[j];
-        s += si;
+        s += param_sumsq(ps, i);
     }
     return s;
 }
@@ -116,15 +161,23 @@ static gtl_status non_finite_error(const gtl__paramset *ps, const int32_t *go, c
                       what);
 }
 
-/* clip_grad_norm_: coef = max_norm / (norm + 1e-6), in float32 as torch
- * computes it on a float32 norm tensor; applied only when it shrinks. */
-static void clip_active(gtl__paramset *ps, const int32_t *go, float max_norm, double norm)
+/* clip_grad_norm_'s factor: coef = max_norm / (norm + 1e-6), in float32 as
+ * torch computes it on a float32 norm tensor; 1 when it would not shrink
+ * (multiplying by 1 is exact, so "scale by 1" equals "leave alone"). */
+static float clip_coef(float max_norm, double norm)
 {
     float coef = max_norm / ((float)norm + 1e-6f);
+    return coef < 1.0f ? coef : 1.0f;
+}
+
+/* In-place clipping for gtl__optim_clip_grad_norm (a tracked parameter's
+ * unmarked rows are zero: scaling them changes nothing). */
+static void clip_active(gtl__paramset *ps, float coef)
+{
     if (!(coef < 1.0f))
         return;
     for (int64_t i = 0; i < ps->n_params; i++) {
-        if (go != NULL ? go[i] == GROUP_SKIP : ps->frozen[i])
+        if (ps->frozen[i])
             continue;
         float *g = ps->grad + ps->offsets[i];
         int64_t n = ps->params[i].n;
@@ -156,7 +209,7 @@ gtl_status gtl__optim_clip_grad_norm(gtl__paramset *ps, float max_norm, float *o
     double norm = sqrt(active_sumsq(ps, NULL));
     if (!isfinite(norm))
         return non_finite_error(ps, NULL, "clip_grad_norm");
-    clip_active(ps, NULL, max_norm, norm);
+    clip_active(ps, clip_coef(max_norm, norm));
     *out_norm = (float)norm;
     return GTL_STATUS_OK;
 }
@@ -184,24 +237,15 @@ gtl_status gtl__optim_select_prefix(const gtl__paramset *ps, const char *prefix,
 
 /* ---- per-parameter updates -------------------------------------------------- */
 
-/* The Adam inner loops. GTL_OPTIM_CLONES builds an AVX2 copy next to the
- * baseline one, chosen at load time by the CPU (GCC function multiversioning);
- * the file is compiled with -fno-math-errno so sqrtf vectorises. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(__SANITIZE_ADDRESS__)
-#  define GTL_OPTIM_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#  define GTL_OPTIM_CLONES
-#endif
 
 GTL_OPTIM_CLONES
 static void adam_loop_plain(float *restrict p, const float *restrict grad, float *restrict m,
-                            float *restrict v, int64_t n, float b1, float b2, float omb1,
-                            float omb2, float neg_step, float bc2_sqrt, float eps)
+                            float *restrict v, int64_t n, float gs, float b1, float b2,
+                            float omb1, float omb2, float neg_step, float bc2_sqrt, float eps)
 {
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t j = 0; j < n; j++) {
-        float g = grad[j];
+        float g = grad[j] * gs;
         m[j] = m[j] * b1 + omb1 * g;
         v[j] = v[j] * b2 + omb2 * g * g;
         float denom = sqrtf(v[j]) / bc2_sqrt + eps;
@@ -211,12 +255,12 @@ static void adam_loop_plain(float *restrict p, const float *restrict grad, float
 
 GTL_OPTIM_CLONES
 static void adam_loop_l2(float *restrict p, const float *restrict grad, float *restrict m,
-                         float *restrict v, int64_t n, float l2, float b1, float b2, float omb1,
-                         float omb2, float neg_step, float bc2_sqrt, float eps)
+                         float *restrict v, int64_t n, float gs, float l2, float b1, float b2,
+                         float omb1, float omb2, float neg_step, float bc2_sqrt, float eps)
 {
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t j = 0; j < n; j++) {
-        float g = grad[j] + l2 * p[j];
+        float g = grad[j] * gs + l2 * p[j];
         m[j] = m[j] * b1 + omb1 * g;
         v[j] = v[j] * b2 + omb2 * g * g;
         float denom = sqrtf(v[j]) / bc2_sqrt + eps;
@@ -226,13 +270,13 @@ static void adam_loop_l2(float *restrict p, const float *restrict grad, float *r
 
 GTL_OPTIM_CLONES
 static void adam_loop_decoupled(float *restrict p, const float *restrict grad, float *restrict m,
-                                float *restrict v, int64_t n, float shrink, float b1, float b2,
-                                float omb1, float omb2, float neg_step, float bc2_sqrt,
-                                float eps)
+                                float *restrict v, int64_t n, float gs, float shrink, float b1,
+                                float b2, float omb1, float omb2, float neg_step,
+                                float bc2_sqrt, float eps)
 {
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t j = 0; j < n; j++) {
-        float g = grad[j];
+        float g = grad[j] * gs;
         float pj = p[j] * shrink;
         m[j] = m[j] * b1 + omb1 * g;
         v[j] = v[j] * b2 + omb2 * g * g;
@@ -241,51 +285,67 @@ static void adam_loop_decoupled(float *restrict p, const float *restrict grad, f
     }
 }
 
-/* torch.optim.Adam / AdamW (_single_tensor_adam/_adamw, amsgrad off):
+/* The per-step constants of one parameter's update. */
+typedef struct upd_args {
+    const gtl__optim_config *c;
+    double lr;       /* lr_at(step) * lr_mult */
+    float wd;
+    float gs;        /* clipping factor (1: none) */
+    int64_t t;       /* Adam: this parameter's update count, this step included */
+} upd_args;
+
+/* torch.optim.Adam / AdamW (_single_tensor_adam/_adamw, amsgrad off), on the
+ * clipped gradient g = gs * grad:
  *   Adam:  g += wd * p                      AdamW: p *= 1 - lr * wd
  *   m = m * b1 + (1 - b1) * g
  *   v = v * b2 + (1 - b2) * g * g
  *   p += (-lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
 static void adam_update(float *p, const float *grad, float *m, float *v, int64_t n,
-                        const gtl__optim_config *c, double lr, float wd, int64_t t)
+                        const upd_args *a)
 {
+    const gtl__optim_config *c = a->c;
     bool decoupled = c->kind == GTL_OPTIM_ADAMW;
-    float l2 = decoupled ? 0.0f : wd;
-    float shrink = (float)(1.0 - lr * (double)wd);
+    float l2 = decoupled ? 0.0f : a->wd;
+    float shrink = (float)(1.0 - a->lr * (double)a->wd);
     float b1 = c->beta1;
     float b2 = c->beta2;
     float omb1 = (float)(1.0 - (double)c->beta1);
     float omb2 = (float)(1.0 - (double)c->beta2);
-    double bc1 = 1.0 - pow((double)c->beta1, (double)t);
-    double bc2 = 1.0 - pow((double)c->beta2, (double)t);
-    float neg_step = (float)(-(lr / bc1));
+    double bc1 = 1.0 - pow((double)c->beta1, (double)a->t);
+    double bc2 = 1.0 - pow((double)c->beta2, (double)a->t);
+    float neg_step = (float)(-(a->lr / bc1));
     float bc2_sqrt = (float)sqrt(bc2);
     float eps = c->eps;
+    float gs = a->gs;
     /* Three specialised loops (no branch inside, so they vectorise; each
      * element's arithmetic is exactly the scalar formula's, so results are
-     * bit-identical to it). */
+     * bit-identical to it; with -ffp-contract=off (ISO C) g * gs is rounded
+     * as the old in-place clipping rounded it). */
     if (decoupled)
-        adam_loop_decoupled(p, grad, m, v, n, shrink, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
+        adam_loop_decoupled(p, grad, m, v, n, gs, shrink, b1, b2, omb1, omb2, neg_step,
+                            bc2_sqrt, eps);
     else if (l2 != 0.0f)
-        adam_loop_l2(p, grad, m, v, n, l2, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
+        adam_loop_l2(p, grad, m, v, n, gs, l2, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
     else
-        adam_loop_plain(p, grad, m, v, n, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
+        adam_loop_plain(p, grad, m, v, n, gs, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
 }
 
-/* torch.optim.SGD (_single_tensor_sgd, dampening 0):
+/* torch.optim.SGD (_single_tensor_sgd, dampening 0), on g = gs * grad:
  *   g += wd * p
  *   momentum: buf = buf * mu + g (buf starts at zero, which equals torch's
  *             clone of the first g); g = nesterov ? g + mu * buf : buf
  *   p += -lr * g */
-static void sgd_update(float *p, const float *grad, float *buf, int64_t n,
-                       const gtl__optim_config *c, double lr, float wd)
+static void sgd_update(float *p, const float *grad, float *buf, int64_t n, const upd_args *a)
 {
+    const gtl__optim_config *c = a->c;
     float mu = c->momentum;
     bool nesterov = c->nesterov != 0;
-    float neg_lr = (float)(-lr);
+    float neg_lr = (float)(-a->lr);
+    float wd = a->wd;
+    float gs = a->gs;
 #pragma omp parallel for if (n >= PAR_MIN) schedule(static)
     for (int64_t j = 0; j < n; j++) {
-        float g = grad[j];
+        float g = grad[j] * gs;
         if (wd != 0.0f)
             g = g + wd * p[j];
         if (mu != 0.0f) {
@@ -296,12 +356,79 @@ static void sgd_update(float *p, const float *grad, float *buf, int64_t n,
     }
 }
 
+/* Updates elements [off, off + n) of the blob. */
+static void update_span(gtl_optimizer *opt, gtl__paramset *ps, int64_t off, int64_t n,
+                        const upd_args *a)
+{
+    if (opt->cfg.kind == GTL_OPTIM_SGD)
+        sgd_update(ps->data + off, ps->grad + off, opt->m != NULL ? opt->m + off : NULL, n, a);
+    else
+        adam_update(ps->data + off, ps->grad + off, opt->m + off, opt->v + off, n, a);
+}
+
+/* Updates tracked parameter i: its rows marked this step become live, then
+ * every run of consecutive live rows is one span (rows that never had a
+ * gradient are skipped: docs/optimizers.md, "Lazy rows"). */
+static void update_rows(gtl_optimizer *opt, gtl__paramset *ps, int64_t i, uint8_t *live,
+                        const upd_args *a)
+{
+    const gtl__rowtrack *rt = ps->params[i].rows;
+    for (int64_t k = 0; k < rt->n_dirty; k++)
+        live[rt->dirty[k]] = 1;
+    int64_t r = 0;
+    while (r < rt->n_rows) {
+        if (!live[r]) {
+            r++;
+            continue;
+        }
+        int64_t r1 = r + 1;
+        while (r1 < rt->n_rows && live[r1])
+            r1++;
+        update_span(opt, ps, ps->offsets[i] + r * rt->row_len, (r1 - r) * rt->row_len, a);
+        r = r1;
+    }
+}
+
+/* Rows tracked in a paramset (all its tracked parameters together). */
+static int64_t tracked_rows(const gtl__paramset *ps)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < ps->n_params; i++)
+        if (ps->params[i].rows != NULL)
+            n += ps->params[i].rows->n_rows;
+    return n;
+}
+
+/* A live map for a state restored without one: rows whose moments are
+ * non-zero somewhere had a gradient; without moments, every row is live
+ * (the dense update, the conservative choice). */
+static void rebuild_live(gtl_optimizer *opt, const gtl__paramset *ps)
+{
+    const float *st = opt->m != NULL ? opt->m : opt->v;
+    int64_t base = 0;
+    for (int64_t i = 0; i < ps->n_params; i++) {
+        const gtl__rowtrack *rt = ps->params[i].rows;
+        if (rt == NULL)
+            continue;
+        for (int64_t r = 0; r < rt->n_rows; r++) {
+            int64_t off = ps->offsets[i] + r * rt->row_len;
+            bool any = st == NULL;
+            for (int64_t j = 0; j < rt->row_len && !any; j++)
+                any = (opt->m != NULL && opt->m[off + j] != 0.0f) ||
+                      (opt->v != NULL && opt->v[off + j] != 0.0f);
+            opt->live[base + r] = any ? 1 : 0;
+        }
+        base += rt->n_rows;
+    }
+}
+
 /* Allocates what the current settings need and the layout is missing. Only
  * zero-filled buffers are added, which equal "no state yet". */
 static gtl_status ensure_state(gtl_optimizer *opt, const gtl__paramset *ps)
 {
     if (!opt->bound) {
-        GTL_ASSERT(opt->param_steps == NULL && opt->m == NULL && opt->v == NULL);
+        GTL_ASSERT(opt->param_steps == NULL && opt->m == NULL && opt->v == NULL &&
+                   opt->live == NULL);
         opt->n_params = ps->n_params;
         opt->n_total = ps->n_total;
         opt->bound = true;
@@ -312,6 +439,17 @@ static gtl_status ensure_state(gtl_optimizer *opt, const gtl__paramset *ps)
                                        sizeof *opt->param_steps);
         if (opt->param_steps == NULL)
             goto out_oom;
+    }
+    int64_t n_rows = tracked_rows(ps);
+    if (opt->live == NULL && n_rows > 0) {
+        /* Before m and v are added: a fresh binding has no moments yet (every
+         * row starts dead); a restored state may have some to rebuild from. */
+        opt->live = gtl__calloc((size_t)n_rows, 1);
+        if (opt->live == NULL)
+            goto out_oom;
+        opt->n_rows = n_rows;
+        if (opt->m != NULL || opt->v != NULL || opt->step > 0)
+            rebuild_live(opt, ps);
     }
     bool adam = opt->cfg.kind != GTL_OPTIM_SGD;
     if (opt->m == NULL && (adam || opt->cfg.momentum != 0.0f)) {
@@ -350,6 +488,11 @@ gtl_status gtl__optim_step(gtl_optimizer *opt, gtl__paramset *ps, const gtl__opt
                           "parameter set has %lld (%lld floats)",
                           what, (long long)opt->n_params, (long long)opt->n_total,
                           (long long)ps->n_params, (long long)ps->n_total);
+    if (opt->live != NULL && tracked_rows(ps) != opt->n_rows)
+        return gtl__error(GTL_STATUS_BAD_STATE,
+                          "%s: the state is for %lld tracked rows but the parameter set has "
+                          "%lld",
+                          what, (long long)opt->n_rows, (long long)tracked_rows(ps));
     const gtl__optim_config *c = &opt->cfg;
     if (c->kind == GTL_OPTIM_SGD && c->nesterov && c->momentum == 0.0f)
         return gtl__error(GTL_STATUS_INVALID_ARG, "%s: Nesterov momentum needs MOMENTUM > 0",
@@ -371,7 +514,9 @@ gtl_status gtl__optim_step(gtl_optimizer *opt, gtl__paramset *ps, const gtl__opt
     if (st != GTL_STATUS_OK)
         return st;
 
-    /* Everything that can fail happens before the first write below. */
+    /* Everything that can fail happens before the first write below. The
+     * norm pass also is the finite check, so it runs with clipping off too
+     * (it reads the gradients only; the update then reads them once more). */
     double norm = sqrt(active_sumsq(ps, go));
     if (!isfinite(norm))
         return non_finite_error(ps, go, what);
@@ -379,25 +524,29 @@ gtl_status gtl__optim_step(gtl_optimizer *opt, gtl__paramset *ps, const gtl__opt
     if (st != GTL_STATUS_OK)
         return st;
 
+    upd_args a = {c, 0.0, 0.0f, 1.0f, 0};
     if (c->clip_norm > 0.0f)
-        clip_active(ps, go, c->clip_norm, norm);
-
+        a.gs = clip_coef(c->clip_norm, norm);
     double lr = gtl__optim_lr_at(c, opt->step);
+    int64_t row_base = 0;
     for (int64_t i = 0; i < ps->n_params; i++) {
+        const gtl__rowtrack *rt = ps->params[i].rows;
+        int64_t base = row_base;
+        if (rt != NULL)
+            row_base += rt->n_rows;
         if (go[i] == GROUP_SKIP)
             continue;
         const gtl__optim_group *gr = go[i] >= 0 ? &groups[go[i]] : NULL;
-        double lr_i = gr != NULL ? lr * (double)gr->lr_mult : lr;
-        float wd = gr != NULL && gr->weight_decay >= 0.0f ? gr->weight_decay : c->weight_decay;
-        int64_t off = ps->offsets[i];
-        int64_t n = ps->params[i].n;
-        int64_t t = ++opt->param_steps[i];
-        if (c->kind == GTL_OPTIM_SGD)
-            sgd_update(ps->data + off, ps->grad + off, opt->m != NULL ? opt->m + off : NULL, n,
-                       c, lr_i, wd);
+        a.lr = gr != NULL ? lr * (double)gr->lr_mult : lr;
+        a.wd = gr != NULL && gr->weight_decay >= 0.0f ? gr->weight_decay : c->weight_decay;
+        /* A tracked parameter counts every step, as a dense one does, so a
+         * row that becomes live later gets the bias correction it would have
+         * had densely. */
+        a.t = ++opt->param_steps[i];
+        if (rt != NULL)
+            update_rows(opt, ps, i, opt->live + base, &a);
         else
-            adam_update(ps->data + off, ps->grad + off, opt->m + off, opt->v + off, n, c, lr_i,
-                        wd, t);
+            update_span(opt, ps, ps->offsets[i], ps->params[i].n, &a);
     }
     opt->step++;
     if (out_grad_norm != NULL)

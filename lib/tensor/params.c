@@ -10,8 +10,20 @@ void gtl__paramset_init(gtl__paramset *ps)
     memset(ps, 0, sizeof *ps);
 }
 
+static void rowtrack_free(gtl__rowtrack *rt)
+{
+    if (rt == NULL)
+        return;
+    gtl__free(rt->dirty);
+    gtl__free(rt->is_dirty);
+    gtl__free(rt);
+}
+
 void gtl__paramset_fini(gtl__paramset *ps)
 {
+    if (ps->params != NULL)
+        for (int64_t i = 0; i < ps->n_params; i++)
+            rowtrack_free(ps->params[i].rows);
     if (ps->names != NULL)
         for (int64_t i = 0; i < ps->n_params; i++)
             gtl__free(ps->names[i]);
@@ -115,8 +127,54 @@ gtl_status gtl__paramset_alloc_grad(gtl__paramset *ps)
 
 void gtl__paramset_zero_grad(gtl__paramset *ps)
 {
-    if (ps->grad != NULL)
-        memset(ps->grad, 0, (size_t)ps->n_total * sizeof(float));
+    if (ps->grad == NULL)
+        return;
+    /* Runs of dense parameters are one memset each; a tracked parameter
+     * clears its marked rows only (its other rows are zero already). */
+    int64_t run = 0; /* start of the pending dense run */
+    for (int64_t i = 0; i < ps->n_params; i++) {
+        gtl__rowtrack *rt = ps->params[i].rows;
+        if (rt == NULL)
+            continue;
+        int64_t off = ps->offsets[i];
+        if (off > run)
+            memset(ps->grad + run, 0, (size_t)(off - run) * sizeof(float));
+        for (int64_t k = 0; k < rt->n_dirty; k++) {
+            int64_t r = rt->dirty[k];
+            memset(ps->grad + off + r * rt->row_len, 0, (size_t)rt->row_len * sizeof(float));
+            rt->is_dirty[r] = 0;
+        }
+        rt->n_dirty = 0;
+        /* The blob padding after the tensor is never written: skip it too. */
+        run = i + 1 < ps->n_params ? ps->offsets[i + 1] : ps->n_total;
+    }
+    if (ps->n_total > run)
+        memset(ps->grad + run, 0, (size_t)(ps->n_total - run) * sizeof(float));
+}
+
+gtl_status gtl__paramset_track_rows(gtl__paramset *ps, int64_t index, int64_t n_rows)
+{
+    if (!ps->finalized || index < 0 || index >= ps->n_params)
+        return gtl__error(GTL_STATUS_INVALID_ARG, "track_rows: no parameter %lld",
+                          (long long)index);
+    gtl__tensor *t = &ps->params[index];
+    if (n_rows < 1 || t->n % n_rows != 0 || t->rows != NULL)
+        return gtl__error(GTL_STATUS_INVALID_ARG,
+                          "track_rows: %s (%lld values) cannot be split into %lld rows",
+                          ps->names[index], (long long)t->n, (long long)n_rows);
+    gtl__rowtrack *rt = gtl__calloc(1, sizeof *rt);
+    if (rt != NULL) {
+        rt->dirty = gtl__calloc((size_t)n_rows, sizeof *rt->dirty);
+        rt->is_dirty = gtl__calloc((size_t)n_rows, sizeof *rt->is_dirty);
+    }
+    if (rt == NULL || rt->dirty == NULL || rt->is_dirty == NULL) {
+        rowtrack_free(rt);
+        return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "track_rows: out of memory");
+    }
+    rt->row_len = t->n / n_rows;
+    rt->n_rows = n_rows;
+    t->rows = rt;
+    return GTL_STATUS_OK;
 }
 
 void gtl__paramset_set_frozen(gtl__paramset *ps, int64_t index, bool frozen)

@@ -30,9 +30,27 @@ enum {
     GTL__TF_LEAF = 1u << 2           /* not produced by an op on the tape */
 };
 
+/* Row-sparse gradient tracking, for a parameter whose gradient arrives one
+ * row block at a time and mostly not at all (the gated adapters: a row is
+ * one adapter, and only adapters with a non-zero gate get a gradient).
+ * The op that writes such a gradient marks the rows it writes
+ * (gtl__tensor_mark_row); every other row's gradient is exactly zero.
+ * zero_grad then clears only the marked rows, the clipping norm reads only
+ * them, and the optimizer skips rows that never had a gradient
+ * (docs/optimizers.md, "Lazy rows"). A tracked parameter must receive
+ * gradients only from ops that mark rows. */
+typedef struct gtl__rowtrack {
+    int64_t row_len;          /* floats per row */
+    int64_t n_rows;
+    int64_t n_dirty;          /* rows marked since the last zero_grad */
+    int64_t *dirty;           /* (n_rows) the marked rows, in marking order */
+    uint8_t *is_dirty;        /* (n_rows) 1 if marked */
+} gtl__rowtrack;
+
 typedef struct gtl__tensor {
     float *data;              /* (ne[0], ..., ne[nd-1]), row-major */
     float *grad;              /* same shape; NULL until a gradient exists */
+    gtl__rowtrack *rows;      /* parameters only: row tracking, or NULL (dense) */
     int64_t ne[GTL__MAX_DIMS];
     int32_t nd;
     uint32_t flags;
@@ -43,6 +61,17 @@ typedef struct gtl__tensor {
 static inline bool gtl__requires_grad(const gtl__tensor *t)
 {
     return t != NULL && (t->flags & GTL__TF_REQUIRES_GRAD) != 0;
+}
+
+/* Records that row r of t's gradient is (about to be) written. No-op for an
+ * untracked tensor. */
+static inline void gtl__tensor_mark_row(gtl__tensor *t, int64_t r)
+{
+    gtl__rowtrack *rt = t->rows;
+    if (rt != NULL && !rt->is_dirty[r]) {
+        rt->is_dirty[r] = 1;
+        rt->dirty[rt->n_dirty++] = r;
+    }
 }
 
 /* Fills shape fields; false if nd is out of range or a dim is < 0 or the
@@ -100,7 +129,13 @@ gtl_status gtl__paramset_add(gtl__paramset *ps, const char *name, int32_t nd,
                              const int64_t *ne, int64_t *out_index);
 gtl_status gtl__paramset_finalize(gtl__paramset *ps);
 gtl_status gtl__paramset_alloc_grad(gtl__paramset *ps);
+/* Zeroes the gradients: dense parameters entirely, tracked ones only in the
+ * rows marked since the last call (the others are zero already). */
 void gtl__paramset_zero_grad(gtl__paramset *ps);
+/* Tracks parameter `index` in n_rows row blocks of n / n_rows floats (n_rows
+ * must divide its size). After finalize, before the first gradient.
+ * INVALID_ARG, OUT_OF_MEMORY. */
+gtl_status gtl__paramset_track_rows(gtl__paramset *ps, int64_t index, int64_t n_rows);
 void gtl__paramset_set_frozen(gtl__paramset *ps, int64_t index, bool frozen);
 gtl__tensor *gtl__paramset_get(gtl__paramset *ps, int64_t index);
 int64_t gtl__paramset_find(const gtl__paramset *ps, const char *name);

@@ -240,7 +240,26 @@ def main():
     opt = torch.optim.Adam(ps, lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]), eps=cfg["adam_eps"],
                            weight_decay=cfg["wd"], foreach=False)
     gn = torch.nn.utils.clip_grad_norm_(ps, cfg["clip"])
+    # libgtl's lazy rows (docs/optimizers.md): an adapter whose gate was zero
+    # for the whole batch got no gradient (its rows are exact zeros) and is
+    # skipped entirely, as torch skips a parameter whose .grad is None; torch
+    # updates the adapter tensor as a whole, so restore those rows after the
+    # step (one step from a fresh optimizer: no state to carry).
+    ad = {k: t for t, k in zip(ps, names) if k.startswith("estimator.adapters.")}
+    dead = None
+    if "estimator.adapters.weight" in ad:
+        gw = ad["estimator.adapters.weight"].grad
+        gb = ad["estimator.adapters.bias"].grad
+        d = gb.numel() // int(cfg["Nm"])
+        dead = (gw.reshape(d, -1) == 0).all(1) & (gb.reshape(d, -1) == 0).all(1)
+        keep = {k: t.detach().clone() for k, t in ad.items()}
+        print("head_ref: %d of %d adapters never active (skipped)" % (int(dead.sum()), d),
+              file=sys.stderr)
     opt.step()
+    if dead is not None:
+        with torch.no_grad():
+            for k, t in ad.items():
+                t.view(d, -1)[dead] = keep[k].view(d, -1)[dead]
     out.append(("adam.grad_norm", [float(gn)]))
     for t, k in zip(ps, names):
         out.append(("adam." + k, t.detach().tolist()))

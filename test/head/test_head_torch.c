@@ -54,7 +54,7 @@
 #endif
 #define PYTHON "/usr/bin/python3"
 
-enum { F = 48, H = 32, NC = 12, NM = 6, D = 10, NB = 16, NCLS = 4, Z = NC + NM };
+enum { F = 48, H = 32, NC = 12, NM = 6, D = 40, NB = 16, NCLS = 4, Z = NC + NM };
 
 #define RTOL 1e-4
 #define FLOOR 1e-6

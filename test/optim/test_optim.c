@@ -435,6 +435,210 @@ static void test_frozen_unchanged(void **state)
     }
 }
 
+/* ---- lazy rows (docs/optimizers.md) */
+
+/* A paramset of a dense (5) vector, a tracked (4 rows x 24) matrix and a
+ * dense (7) vector, optionally without tracking (the dense reference). */
+enum { LZ_ROWS = 4, LZ_LEN = 24, LZ_STEPS = 8 };
+
+static void lazy_ps(gtl__paramset *ps, bool track)
+{
+    const int64_t ne_a[1] = {5}, ne_w[2] = {LZ_ROWS, LZ_LEN}, ne_b[1] = {7};
+    gtl__paramset_init(ps);
+    assert_int_equal(gtl__paramset_add(ps, "a", 1, ne_a, NULL), GTL_STATUS_OK);
+    assert_int_equal(gtl__paramset_add(ps, "w", 2, ne_w, NULL), GTL_STATUS_OK);
+    assert_int_equal(gtl__paramset_add(ps, "b", 1, ne_b, NULL), GTL_STATUS_OK);
+    assert_int_equal(gtl__paramset_finalize(ps), GTL_STATUS_OK);
+    if (track)
+        assert_int_equal(gtl__paramset_track_rows(ps, 1, LZ_ROWS), GTL_STATUS_OK);
+    assert_int_equal(gtl__paramset_alloc_grad(ps), GTL_STATUS_OK);
+    uint32_t x = 12345u;
+    for (int64_t j = 0; j < ps->n_total; j++) {
+        x = x * 1664525u + 1013904223u;
+        ps->data[j] = (float)((int32_t)(x >> 8) % 1000) / 1000.0f;
+    }
+}
+
+/* The gradient of step t, written as a backward pass would: zero_grad, then
+ * the dense parameters, then the rows of w in `rows` (marked). */
+static void lazy_grads(gtl__paramset *ps, int t, unsigned rows)
+{
+    gtl__paramset_zero_grad(ps);
+    uint32_t x = 777u + 31u * (uint32_t)t;
+    for (int64_t j = 0; j < ps->n_total; j++) {
+        x = x * 1664525u + 1013904223u;
+        float g = (float)((int32_t)(x >> 8) % 2000) / 500.0f;
+        int64_t jw = j - ps->offsets[1];
+        bool in_w = jw >= 0 && jw < LZ_ROWS * LZ_LEN;
+        if (in_w && !(rows & (1u << (jw / LZ_LEN))))
+            continue;
+        bool in_a = j < 5, in_b = j >= ps->offsets[2] && j < ps->offsets[2] + 7;
+        if (in_a || in_b || in_w)
+            ps->grad[j] = g;
+    }
+    for (int r = 0; r < LZ_ROWS; r++)
+        if (rows & (1u << r))
+            gtl__tensor_mark_row(&ps->params[1], r);
+}
+
+static gtl_optimizer *lazy_opt(gtl_optim_kind kind, float wd)
+{
+    gtl_optimizer *opt = NULL;
+    assert_int_equal(gtl_optimizer_create(kind, &opt), GTL_STATUS_OK);
+    assert_int_equal(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_LR, 0.05f), GTL_STATUS_OK);
+    assert_int_equal(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_WEIGHT_DECAY, wd),
+                     GTL_STATUS_OK);
+    assert_int_equal(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_CLIP_NORM, 3.0f), GTL_STATUS_OK);
+    if (kind == GTL_OPTIM_SGD)
+        assert_int_equal(gtl_optimizer_set_f32(opt, GTL_OPTIM_PARAM_MOMENTUM, 0.9f),
+                         GTL_STATUS_OK);
+    return opt;
+}
+
+static const gtl_optim_kind lazy_kinds[3] = {GTL_OPTIM_ADAM, GTL_OPTIM_ADAMW, GTL_OPTIM_SGD};
+
+/* Every row active every step: the lazy update is the dense one, bitwise
+ * (parameters, moments, norms), with weight decay and clipping that bites. */
+static void test_lazy_all_active_is_dense(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        gtl__paramset lz, dn;
+        lazy_ps(&lz, true);
+        lazy_ps(&dn, false);
+        gtl_optimizer *ol = lazy_opt(lazy_kinds[k], 0.1f), *od = lazy_opt(lazy_kinds[k], 0.1f);
+        for (int t = 0; t < LZ_STEPS; t++) {
+            lazy_grads(&lz, t, 0xfu);
+            lazy_grads(&dn, t, 0xfu);
+            float nl, nd;
+            assert_int_equal(gtl__optim_step(ol, &lz, NULL, 0, &nl), GTL_STATUS_OK);
+            assert_int_equal(gtl__optim_step(od, &dn, NULL, 0, &nd), GTL_STATUS_OK);
+            assert_true(nl > 3.0f); /* clipping bites */
+            assert_memory_equal(&nl, &nd, sizeof nl);
+            assert_memory_equal(lz.data, dn.data, (size_t)lz.n_total * sizeof(float));
+        }
+        gtl__optim_state sl, sd;
+        gtl__optim_get_state(ol, &sl);
+        gtl__optim_get_state(od, &sd);
+        assert_memory_equal(sl.m, sd.m, (size_t)lz.n_total * sizeof(float));
+        if (lazy_kinds[k] != GTL_OPTIM_SGD)
+            assert_memory_equal(sl.v, sd.v, (size_t)lz.n_total * sizeof(float));
+        assert_int_equal(sl.n_rows, LZ_ROWS);
+        assert_null(sd.live);
+        gtl_optimizer_destroy(ol);
+        gtl_optimizer_destroy(od);
+        gtl__paramset_fini(&lz);
+        gtl__paramset_fini(&dn);
+    }
+}
+
+/* Row 3 never active: its weights and state stay exactly as they were. Row
+ * 1 active at step 0 only: it keeps moving (momentum, decay) exactly as the
+ * dense update of a zero gradient moves it. Rows 0 and 2: every step. */
+static void test_lazy_inactive_rows(void **state)
+{
+    (void)state;
+    const unsigned rows_at[2] = {0x7u, 0x5u}; /* step 0, steps >= 1 */
+    for (int k = 0; k < 3; k++) {
+        gtl__paramset lz, dn;
+        lazy_ps(&lz, true);
+        lazy_ps(&dn, false);
+        float w0[LZ_ROWS * LZ_LEN], w_prev[LZ_LEN];
+        memcpy(w0, lz.data + lz.offsets[1], sizeof w0);
+        gtl_optimizer *ol = lazy_opt(lazy_kinds[k], 0.1f), *od = lazy_opt(lazy_kinds[k], 0.1f);
+        for (int t = 0; t < LZ_STEPS; t++) {
+            lazy_grads(&lz, t, rows_at[t > 0]);
+            lazy_grads(&dn, t, rows_at[t > 0]);
+            assert_int_equal(lz.params[1].rows->n_dirty, t > 0 ? 2 : 3);
+            memcpy(w_prev, lz.data + lz.offsets[1] + LZ_LEN, sizeof w_prev);
+            assert_int_equal(gtl__optim_step(ol, &lz, NULL, 0, NULL), GTL_STATUS_OK);
+            assert_int_equal(gtl__optim_step(od, &dn, NULL, 0, NULL), GTL_STATUS_OK);
+            /* Rows 0..2 and the dense parameters: as the dense update. */
+            assert_memory_equal(lz.data, dn.data,
+                                (size_t)(lz.offsets[1] + 3 * LZ_LEN) * sizeof(float));
+            assert_memory_equal(lz.data + lz.offsets[2], dn.data + dn.offsets[2],
+                                7 * sizeof(float));
+            /* Row 1 moves at every step, also without a gradient. */
+            assert_true(memcmp(w_prev, lz.data + lz.offsets[1] + LZ_LEN, sizeof w_prev) != 0);
+            /* Row 3 never moves (the dense update decays it). */
+            assert_memory_equal(lz.data + lz.offsets[1] + 3 * LZ_LEN, w0 + 3 * LZ_LEN,
+                                LZ_LEN * sizeof(float));
+            assert_true(memcmp(dn.data + dn.offsets[1] + 3 * LZ_LEN, w0 + 3 * LZ_LEN,
+                               LZ_LEN * sizeof(float)) != 0);
+        }
+        gtl__optim_state sl;
+        gtl__optim_get_state(ol, &sl);
+        const uint8_t live_want[LZ_ROWS] = {1, 1, 1, 0};
+        assert_memory_equal(sl.live, live_want, LZ_ROWS);
+        for (int64_t j = 0; j < LZ_LEN; j++) {
+            int64_t o = lz.offsets[1] + 3 * LZ_LEN + j;
+            assert_true(sl.m[o] == 0.0f && !signbit(sl.m[o]));
+            if (sl.v != NULL)
+                assert_true(sl.v[o] == 0.0f && !signbit(sl.v[o]));
+        }
+        gtl_optimizer_destroy(ol);
+        gtl_optimizer_destroy(od);
+        gtl__paramset_fini(&lz);
+        gtl__paramset_fini(&dn);
+    }
+}
+
+/* The live map goes through get_state / set_state, and a state without one
+ * (an older checkpoint) is rebuilt from the moments: both continue bitwise
+ * as the uninterrupted run. Also: zero_grad clears the marked rows. */
+static void test_lazy_state_resume(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        for (int with_live = 0; with_live < 2; with_live++) {
+            gtl__paramset a, b;
+            lazy_ps(&a, true);
+            lazy_ps(&b, true);
+            gtl_optimizer *oa = lazy_opt(lazy_kinds[k], 0.1f), *ob = NULL;
+            for (int t = 0; t < LZ_STEPS; t++) {
+                if (t == 3) {
+                    /* Resume b from a's state after 3 steps. */
+                    memcpy(b.data, a.data, (size_t)a.n_total * sizeof(float));
+                    gtl__optim_state s;
+                    gtl__optim_get_state(oa, &s);
+                    assert_int_equal(s.n_rows, LZ_ROWS);
+                    if (!with_live) {
+                        s.n_rows = 0;
+                        s.live = NULL;
+                    }
+                    ob = lazy_opt(lazy_kinds[k], 0.1f);
+                    assert_int_equal(gtl__optim_set_state(ob, &s), GTL_STATUS_OK);
+                }
+                unsigned rows = t == 0 ? 0x3u : 0x1u; /* rows 2, 3 never */
+                lazy_grads(&a, t, rows);
+                assert_int_equal(gtl__optim_step(oa, &a, NULL, 0, NULL), GTL_STATUS_OK);
+                if (ob != NULL) {
+                    lazy_grads(&b, t, rows);
+                    assert_int_equal(gtl__optim_step(ob, &b, NULL, 0, NULL), GTL_STATUS_OK);
+                    assert_memory_equal(a.data, b.data, (size_t)a.n_total * sizeof(float));
+                }
+            }
+            /* zero_grad: the marked row's gradient is cleared. */
+            gtl__paramset_zero_grad(&a);
+            for (int64_t j = 0; j < a.n_total; j++)
+                assert_true(a.grad[j] == 0.0f);
+            assert_int_equal(a.params[1].rows->n_dirty, 0);
+            gtl_optimizer_destroy(oa);
+            gtl_optimizer_destroy(ob);
+            gtl__paramset_fini(&a);
+            gtl__paramset_fini(&b);
+        }
+    }
+    /* Bad live maps are refused. */
+    gtl_optimizer *o = lazy_opt(GTL_OPTIM_ADAM, 0.0f);
+    const uint8_t bad[2] = {0, 2};
+    gtl__optim_state s = {1, 0, 16, NULL, NULL, NULL, 2, bad};
+    assert_int_equal(gtl__optim_set_state(o, &s), GTL_STATUS_INVALID_ARG);
+    s.live = NULL;
+    assert_int_equal(gtl__optim_set_state(o, &s), GTL_STATUS_INVALID_ARG);
+    gtl_optimizer_destroy(o);
+}
+
 /* ---- zero allocations per step */
 
 static void test_no_alloc_per_step(void **state)
@@ -902,6 +1106,9 @@ int main(void)
         cmocka_unit_test(test_nonfinite_changes_nothing),
         cmocka_unit_test(test_frozen_unchanged),
         cmocka_unit_test(test_no_alloc_per_step),
+        cmocka_unit_test(test_lazy_all_active_is_dense),
+        cmocka_unit_test(test_lazy_inactive_rows),
+        cmocka_unit_test(test_lazy_state_resume),
         cmocka_unit_test(test_large_param_threads),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_state_bad),
