@@ -62,12 +62,13 @@ static void usage(FILE *f)
             "  --lr X             backbone peak learning rate (default 1e-3 with Adam)\n"
             "  --sgd              train the backbone with SGD, Nesterov momentum 0.9 (lr 0.05\n"
             "                     unless --lr) instead of Adam\n"
-            "  --loss L           backbone loss: ce, supcon (supervised contrastive), ce+supcon\n"
+            "  --loss L           backbone loss: supcon (supervised contrastive, default), ce,\n"
+            "                     ce+supcon\n"
             "  --temperature T    of the contrastive loss (default 0.1)\n"
             "  --no-cross-style   batches of random images instead of 16 classes x 4 styles\n"
             "  --edge-prob P      probability of an edge-map view in training (default 0.25)\n"
-            "  --bb-classes N     train the backbone on N of the base classes (default 100;\n"
-            "                     0 = all): more epochs per class within the step budget\n"
+            "  --bb-classes N     train the backbone on N of the base classes only (default 0 =\n"
+            "                     all): more epochs per class within the step budget\n"
             "  --val-classes N    hold N base classes out of all training (lever selection)\n"
             "  --bb-eval-every N  nearest-centroid accuracy on those every N training steps\n"
             "  --episodes N       episodes per 5-way setting (default 600)\n"
@@ -84,7 +85,7 @@ static void usage(FILE *f)
             "  --backbone-only    stop after training (or loading) the backbone\n"
             "  --threads N        compute threads (default: OpenMP's)\n"
             "  --seed N           seed of the episodes (default 0)\n",
-            300);
+            DEMO_BB_STEPS);
 }
 
 static int64_t arg_i64(int argc, char **argv, int *i)
@@ -247,7 +248,6 @@ static void parse(int argc, char **argv, opts *o)
         o->max_novel = 60;
         if (!steps_set)
             o->bb.steps = 60;
-        o->bb.max_classes = o->bb.max_classes == 100 ? 50 : o->bb.max_classes;
         if (o->episodes == 600)
             o->episodes = 100;
         o->b1_epochs = o->b1_epochs == 120 ? 10 : o->b1_epochs;

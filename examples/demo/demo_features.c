@@ -22,8 +22,8 @@ static uint64_t mix64(uint64_t x)
 void demo_bb_opts_default(demo_bb_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->steps = 300;
-    o->max_classes = 100;
+    o->steps = DEMO_BB_STEPS;
+    o->max_classes = 0;
     o->batch = 64;
     o->lr = 1e-3f;
     o->weight_decay = 5e-4f;
@@ -32,7 +32,7 @@ void demo_bb_opts_default(demo_bb_opts *o)
     o->aug_flags = GTL_AUGMENT_RESIZED_CROP | GTL_AUGMENT_COLOR | GTL_AUGMENT_GRAY;
     o->seed = 0;
     o->optimizer = GTL_OPTIM_ADAM;
-    o->loss = GTL_BACKBONE_LOSS_CE;
+    o->loss = GTL_BACKBONE_LOSS_SUPCON;
     o->temperature = 0.1f;
 }
 

@@ -5,7 +5,9 @@
 #include "demo.h"
 
 /* Training of the RESNET_SMALL backbone from scratch on the base classes'
- * RGB images (supervised cross-entropy over the base classes). */
+ * RGB images: by default the supervised contrastive loss on all base classes
+ * (docs/demo.md, "The backbone levers"). */
+#define DEMO_BB_STEPS 600
 typedef struct demo_bb_opts {
     int64_t steps;        /* optimizer steps (the budget) */
     int64_t batch;        /* images per step */
