@@ -151,17 +151,20 @@ GTL_API gtl_status gtl_optimizer_create(gtl_optim_kind kind, gtl_optimizer **out
 GTL_API void gtl_optimizer_destroy(gtl_optimizer *opt);
 
 /**
- * Forgets the training state: the step count returns to 0, the moment
- * buffers are released, and the optimizer is no longer bound to a parameter
- * set (its next step binds to the parameters it is given, so one optimizer
- * can serve several stages). Settings are kept. gtl_model_apply() does this
- * by itself when the stage's parameters differ from the ones the state is for.
+ * Forgets the training state: the step count returns to 0, the moments
+ * are forgotten, and the optimizer is no longer bound to a parameter set
+ * (its next step binds to the parameters it is given, so one optimizer can
+ * serve several stages). Settings are kept. gtl_model_apply() does this by
+ * itself when the stage's parameters differ from the ones the state is for.
+ * The moment buffers are kept: a next step on parameters of the same layout
+ * reuses them without allocating; other parameters get new buffers.
  *
  * @param[in,out] opt the optimizer.
  * @retval ::GTL_STATUS_OK          the state is forgotten.
  * @retval ::GTL_STATUS_INVALID_ARG @p opt is NULL.
  *
- * Ownership: the state memory is freed; the next step allocates it again.
+ * Ownership: the state memory is kept until gtl_optimizer_destroy() or a
+ *   step on parameters of another layout (which replaces it).
  * Thread safety: not thread-safe on the same @p opt.
  */
 GTL_API gtl_status gtl_optimizer_reset(gtl_optimizer *opt);

@@ -91,17 +91,20 @@ gtl_status gtl__optim_create(gtl_optim_kind kind, gtl_optimizer **out_opt)
     return GTL_STATUS_OK;
 }
 
-static void free_state(gtl_optimizer *opt)
+void gtl__optim_free_state(gtl_optimizer *opt)
 {
     gtl__free(opt->param_steps);
     gtl__free_aligned(opt->m);
     gtl__free_aligned(opt->v);
     gtl__free(opt->live);
+    gtl__free(opt->row_span);
     opt->param_steps = NULL;
     opt->m = NULL;
     opt->v = NULL;
     opt->live = NULL;
+    opt->row_span = NULL;
     opt->bound = false;
+    opt->rows_unset = false;
     opt->n_params = 0;
     opt->n_total = 0;
     opt->n_rows = 0;
@@ -111,7 +114,7 @@ void gtl__optim_destroy(gtl_optimizer *opt)
 {
     if (opt == NULL)
         return;
-    free_state(opt);
+    gtl__optim_free_state(opt);
     gtl__free(opt->group_of);
     gtl__free(opt);
 }
@@ -119,9 +122,26 @@ void gtl__optim_destroy(gtl_optimizer *opt)
 void gtl__optim_reset(gtl_optimizer *opt)
 {
     /* Forget the state and the binding: the next step binds to whatever
-     * parameter set it is given (a new stage may train other parameters). */
+     * parameter set it is given (a new stage may train other parameters).
+     * The buffers stay as spares: a binding of the same layout reuses them
+     * (ensure_state, optim_step.c), which saves the allocation and the page
+     * faults of tens of megabytes per stage. */
     opt->step = 0;
-    free_state(opt);
+    opt->bound = false;
+}
+
+void gtl__optim_zero_rows(gtl_optimizer *opt, uint8_t live)
+{
+    GTL_ASSERT(opt->row_span != NULL && opt->live != NULL);
+    for (int64_t r = 0; r < opt->n_rows; r++) {
+        if (opt->live[r] != live)
+            continue;
+        size_t bytes = (size_t)opt->row_span[2 * r + 1] * sizeof(float);
+        if (opt->m != NULL)
+            memset(opt->m + opt->row_span[2 * r], 0, bytes);
+        if (opt->v != NULL)
+            memset(opt->v + opt->row_span[2 * r], 0, bytes);
+    }
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -303,6 +323,18 @@ void gtl__optim_get_state(const gtl_optimizer *opt, gtl__optim_state *out)
     out->step = opt->step;
     if (!opt->bound)
         return;
+    /* A state has zero moments in never-live rows; the buffers may still
+     * hold uninitialised memory there. Zeroing them is invisible to every
+     * other reader (no step reads a dead row), so a const optimizer may do it;
+     * the lock keeps two concurrent exports (saves) from racing. */
+#pragma omp critical(gtl__optim_export)
+    {
+        if (opt->rows_unset) {
+            gtl_optimizer *w = (gtl_optimizer *)opt;
+            gtl__optim_zero_rows(w, 0);
+            w->rows_unset = false;
+        }
+    }
     out->n_params = opt->n_params;
     out->n_total = opt->n_total;
     out->param_steps = opt->param_steps;
@@ -348,7 +380,7 @@ gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
                               (long long)r, (int)st->live[r]);
 
     if (st->n_params == 0 && st->n_total == 0) {
-        free_state(opt);
+        gtl__optim_free_state(opt);
         opt->step = st->step;
         return GTL_STATUS_OK;
     }
@@ -383,7 +415,7 @@ gtl_status gtl__optim_set_state(gtl_optimizer *opt, const gtl__optim_state *st)
     if (st->param_steps != NULL)
         memcpy(steps, st->param_steps, (size_t)st->n_params * sizeof *steps);
 
-    free_state(opt);
+    gtl__optim_free_state(opt);
     opt->bound = true;
     opt->n_params = st->n_params;
     opt->n_total = st->n_total;

@@ -14,6 +14,16 @@
  * laid out exactly like the parameter blob (m: Adam's first moment or SGD's
  * momentum buffer; v: Adam's second moment). Buffers are allocated on the
  * first step that needs them; a steady-state step allocates nothing.
+ * gtl__optim_reset() unbinds but keeps the buffers: the next binding to a
+ * parameter set of the same layout reuses them without allocating.
+ *
+ * Uninitialised moments: m and v are allocated without zero-filling, and a
+ * new binding zeroes only the untracked parameters (and the blob padding).
+ * The rows of a tracked parameter hold whatever was there until the row goes
+ * live, when its m and v are zeroed. This saves writing (and faulting in)
+ * the moments of adapters that are never used. gtl__optim_get_state() zeroes
+ * the never-live rows before exporting, so a checkpoint is what a
+ * zero-filled state would give, bitwise.
  *
  * Lazy rows: a parameter with row tracking (gtl__paramset_track_rows; the
  * gated adapters) is updated row by row, and a row that has had no gradient
@@ -55,14 +65,19 @@ typedef struct gtl__optim_config {
 struct gtl_optimizer {
     gtl__optim_config cfg;
     int64_t step;                /* completed steps */
-    bool bound;                  /* n_params/n_total describe the state below */
-    int64_t n_params;            /* parameters of the bound paramset */
+    bool bound;                  /* the buffers below hold the state of a binding; when
+                                  * false they are spare (kept by reset) or absent */
+    int64_t n_params;            /* parameters of the layout the buffers are for */
     int64_t n_total;             /* floats in its blob */
     int64_t *param_steps;        /* (n_params) per-parameter update count, or NULL */
     float *m;                    /* (n_total) first moment / momentum, or NULL = zeros */
     float *v;                    /* (n_total) second moment, or NULL = zeros */
-    int64_t n_rows;              /* tracked rows of the bound paramset (0: none yet) */
+    int64_t n_rows;              /* tracked rows of the layout (0: none yet) */
     uint8_t *live;               /* (n_rows) 1 once a tracked row had a gradient, or NULL */
+    int64_t *row_span;           /* (2 n_rows) blob offset and length of each tracked row,
+                                  * or NULL until the first step of a binding */
+    bool rows_unset;             /* m and v of never-live rows may hold garbage (zeroed
+                                  * when a row goes live, or by get_state) */
     int32_t *group_of;           /* (cap_group_of) step scratch: group per parameter */
     int64_t cap_group_of;
 };
@@ -82,8 +97,14 @@ typedef struct gtl__optim_group {
 /* Lifecycle. create returns INVALID_ARG for an unknown kind, OUT_OF_MEMORY. */
 gtl_status gtl__optim_create(gtl_optim_kind kind, gtl_optimizer **out_opt);
 void gtl__optim_destroy(gtl_optimizer *opt);
-/* Step count and state back to zero; buffers are kept (no allocation). */
+/* Step count back to zero and the state forgotten (unbound); the buffers
+ * are kept, and the next binding reuses them if the layout matches. */
 void gtl__optim_reset(gtl_optimizer *opt);
+/* Frees the state buffers and unbinds (the step count is kept). */
+void gtl__optim_free_state(gtl_optimizer *opt);
+/* Zeroes m and v (those present) in every tracked row whose live flag is
+ * `live` (needs row_span). */
+void gtl__optim_zero_rows(gtl_optimizer *opt, uint8_t live);
 
 /* The default settings of a kind. */
 void gtl__optim_config_default(gtl__optim_config *cfg, gtl_optim_kind kind);
@@ -159,7 +180,11 @@ typedef struct gtl__optim_state {
     const uint8_t *live;         /* (n_rows) 0/1 per tracked row, or NULL */
 } gtl__optim_state;
 
-/* Pointers stay valid until the next step, set_state, reset or destroy. */
+/* Pointers stay valid until the next step, set_state, reset or destroy.
+ * The first call after a binding writes to the optimizer although it is
+ * const: it zeroes the moments of the never-live rows (uninitialised until
+ * then; a state has them zero). The write happens under a lock and changes
+ * nothing observable, so concurrent get_state calls are safe. */
 void gtl__optim_get_state(const gtl_optimizer *opt, gtl__optim_state *out);
 /* Copies st in. INVALID_ARG if the counters are inconsistent (negative,
  * a per-parameter count above step, arrays given for an empty layout, a

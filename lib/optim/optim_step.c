@@ -285,6 +285,56 @@ static void adam_loop_decoupled(float *restrict p, const float *restrict grad, f
     }
 }
 
+/* The same three loops for a span whose gradient is zero this step (live
+ * rows of a tracked parameter that the step's batch did not use): they do
+ * not read the gradient. The clipped gradient of such an element is
+ * grad * gs = +0 exactly (zero_grad writes +0, gs > 0), so the terms that
+ * add it, or (1 - b) times it, add +0.0f here: kept, not dropped, because
+ * x + 0.0f differs from x when x is -0. Bitwise the loops above. */
+GTL_OPTIM_CLONES
+static void adam_loop_plain_nograd(float *restrict p, float *restrict m, float *restrict v,
+                                   int64_t n, float b1, float b2, float neg_step,
+                                   float bc2_sqrt, float eps)
+{
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
+    for (int64_t j = 0; j < n; j++) {
+        m[j] = m[j] * b1 + 0.0f;
+        v[j] = v[j] * b2 + 0.0f;
+        float denom = sqrtf(v[j]) / bc2_sqrt + eps;
+        p[j] = p[j] + neg_step * m[j] / denom;
+    }
+}
+
+GTL_OPTIM_CLONES
+static void adam_loop_l2_nograd(float *restrict p, float *restrict m, float *restrict v,
+                                int64_t n, float l2, float b1, float b2, float omb1, float omb2,
+                                float neg_step, float bc2_sqrt, float eps)
+{
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
+    for (int64_t j = 0; j < n; j++) {
+        float g = 0.0f + l2 * p[j];
+        m[j] = m[j] * b1 + omb1 * g;
+        v[j] = v[j] * b2 + omb2 * g * g;
+        float denom = sqrtf(v[j]) / bc2_sqrt + eps;
+        p[j] = p[j] + neg_step * m[j] / denom;
+    }
+}
+
+GTL_OPTIM_CLONES
+static void adam_loop_decoupled_nograd(float *restrict p, float *restrict m, float *restrict v,
+                                       int64_t n, float shrink, float b1, float b2,
+                                       float neg_step, float bc2_sqrt, float eps)
+{
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
+    for (int64_t j = 0; j < n; j++) {
+        float pj = p[j] * shrink;
+        m[j] = m[j] * b1 + 0.0f;
+        v[j] = v[j] * b2 + 0.0f;
+        float denom = sqrtf(v[j]) / bc2_sqrt + eps;
+        p[j] = pj + neg_step * m[j] / denom;
+    }
+}
+
 /* The per-step constants of one parameter's update. */
 typedef struct upd_args {
     const gtl__optim_config *c;
@@ -299,7 +349,8 @@ typedef struct upd_args {
  *   Adam:  g += wd * p                      AdamW: p *= 1 - lr * wd
  *   m = m * b1 + (1 - b1) * g
  *   v = v * b2 + (1 - b2) * g * g
- *   p += (-lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+ *   p += (-lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * grad NULL: a zero gradient (the loops that do not read it). */
 static void adam_update(float *p, const float *grad, float *m, float *v, int64_t n,
                         const upd_args *a)
 {
@@ -321,20 +372,29 @@ static void adam_update(float *p, const float *grad, float *m, float *v, int64_t
      * element's arithmetic is exactly the scalar formula's, so results are
      * bit-identical to it; with -ffp-contract=off (ISO C) g * gs is rounded
      * as the old in-place clipping rounded it). */
-    if (decoupled)
+    if (grad == NULL) {
+        if (decoupled)
+            adam_loop_decoupled_nograd(p, m, v, n, shrink, b1, b2, neg_step, bc2_sqrt, eps);
+        else if (l2 != 0.0f)
+            adam_loop_l2_nograd(p, m, v, n, l2, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
+        else
+            adam_loop_plain_nograd(p, m, v, n, b1, b2, neg_step, bc2_sqrt, eps);
+    } else if (decoupled) {
         adam_loop_decoupled(p, grad, m, v, n, gs, shrink, b1, b2, omb1, omb2, neg_step,
                             bc2_sqrt, eps);
-    else if (l2 != 0.0f)
+    } else if (l2 != 0.0f) {
         adam_loop_l2(p, grad, m, v, n, gs, l2, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
-    else
+    } else {
         adam_loop_plain(p, grad, m, v, n, gs, b1, b2, omb1, omb2, neg_step, bc2_sqrt, eps);
+    }
 }
 
 /* torch.optim.SGD (_single_tensor_sgd, dampening 0), on g = gs * grad:
  *   g += wd * p
  *   momentum: buf = buf * mu + g (buf starts at zero, which equals torch's
  *             clone of the first g); g = nesterov ? g + mu * buf : buf
- *   p += -lr * g */
+ *   p += -lr * g
+ * grad NULL: a zero gradient. */
 static void sgd_update(float *p, const float *grad, float *buf, int64_t n, const upd_args *a)
 {
     const gtl__optim_config *c = a->c;
@@ -345,7 +405,7 @@ static void sgd_update(float *p, const float *grad, float *buf, int64_t n, const
     float gs = a->gs;
 #pragma omp parallel for if (n >= PAR_MIN) schedule(static)
     for (int64_t j = 0; j < n; j++) {
-        float g = grad[j] * gs;
+        float g = grad != NULL ? grad[j] * gs : 0.0f; /* +0 either way when zero */
         if (wd != 0.0f)
             g = g + wd * p[j];
         if (mu != 0.0f) {
@@ -356,35 +416,55 @@ static void sgd_update(float *p, const float *grad, float *buf, int64_t n, const
     }
 }
 
-/* Updates elements [off, off + n) of the blob. */
+/* Updates elements [off, off + n) of the blob; has_grad false: their
+ * gradient is zero this step and is not read. */
 static void update_span(gtl_optimizer *opt, gtl__paramset *ps, int64_t off, int64_t n,
-                        const upd_args *a)
+                        bool has_grad, const upd_args *a)
 {
+    const float *g = has_grad ? ps->grad + off : NULL;
     if (opt->cfg.kind == GTL_OPTIM_SGD)
-        sgd_update(ps->data + off, ps->grad + off, opt->m != NULL ? opt->m + off : NULL, n, a);
+        sgd_update(ps->data + off, g, opt->m != NULL ? opt->m + off : NULL, n, a);
     else
-        adam_update(ps->data + off, ps->grad + off, opt->m + off, opt->v + off, n, a);
+        adam_update(ps->data + off, g, opt->m + off, opt->v + off, n, a);
 }
 
-/* Updates tracked parameter i: its rows marked this step become live, then
- * every run of consecutive live rows is one span (rows that never had a
- * gradient are skipped: docs/optimizers.md, "Lazy rows"). */
-static void update_rows(gtl_optimizer *opt, gtl__paramset *ps, int64_t i, uint8_t *live,
+/* Updates tracked parameter i (its rows are base .. base + n_rows - 1 of
+ * the live map): its rows marked this step become live (their moments are
+ * zeroed first if they may hold garbage), then every run of consecutive
+ * live rows that all have, or all lack, a gradient this step is one span.
+ * Rows that never had a gradient are skipped: docs/optimizers.md, "Lazy
+ * rows". */
+static void update_rows(gtl_optimizer *opt, gtl__paramset *ps, int64_t i, int64_t base,
                         const upd_args *a)
 {
     const gtl__rowtrack *rt = ps->params[i].rows;
-    for (int64_t k = 0; k < rt->n_dirty; k++)
-        live[rt->dirty[k]] = 1;
+    uint8_t *live = opt->live + base;
+    for (int64_t k = 0; k < rt->n_dirty; k++) {
+        int64_t r = rt->dirty[k];
+        if (live[r])
+            continue;
+        live[r] = 1;
+        if (opt->rows_unset) {
+            size_t bytes = (size_t)rt->row_len * sizeof(float);
+            int64_t off = ps->offsets[i] + r * rt->row_len;
+            if (opt->m != NULL)
+                memset(opt->m + off, 0, bytes);
+            if (opt->v != NULL)
+                memset(opt->v + off, 0, bytes);
+        }
+    }
     int64_t r = 0;
     while (r < rt->n_rows) {
         if (!live[r]) {
             r++;
             continue;
         }
+        bool dirty = rt->is_dirty[r] != 0;
         int64_t r1 = r + 1;
-        while (r1 < rt->n_rows && live[r1])
+        while (r1 < rt->n_rows && live[r1] && (rt->is_dirty[r1] != 0) == dirty)
             r1++;
-        update_span(opt, ps, ps->offsets[i] + r * rt->row_len, (r1 - r) * rt->row_len, a);
+        update_span(opt, ps, ps->offsets[i] + r * rt->row_len, (r1 - r) * rt->row_len, dirty,
+                    a);
         r = r1;
     }
 }
@@ -422,17 +502,126 @@ static void rebuild_live(gtl_optimizer *opt, const gtl__paramset *ps)
     }
 }
 
-/* Allocates what the current settings need and the layout is missing. Only
- * zero-filled buffers are added, which equal "no state yet". */
+/* The moment buffers the settings need. */
+static bool needs_m(const gtl__optim_config *c)
+{
+    return c->kind != GTL_OPTIM_SGD || c->momentum != 0.0f;
+}
+
+static bool needs_v(const gtl__optim_config *c)
+{
+    return c->kind != GTL_OPTIM_SGD;
+}
+
+/* Zeroes buf outside the tracked rows (untracked parameters and padding). */
+static void zero_outside_rows(const gtl_optimizer *opt, float *buf)
+{
+    int64_t pos = 0; /* rows are in blob order */
+    for (int64_t r = 0; r < opt->n_rows; r++) {
+        int64_t off = opt->row_span[2 * r];
+        if (off > pos)
+            memset(buf + pos, 0, (size_t)(off - pos) * sizeof(float));
+        pos = off + opt->row_span[2 * r + 1];
+    }
+    if (opt->n_total > pos)
+        memset(buf + pos, 0, (size_t)(opt->n_total - pos) * sizeof(float));
+}
+
+/* Records each tracked row's blob span. */
+static void fill_row_span(gtl_optimizer *opt, const gtl__paramset *ps)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; i < ps->n_params; i++) {
+        const gtl__rowtrack *rt = ps->params[i].rows;
+        if (rt == NULL)
+            continue;
+        for (int64_t r = 0; r < rt->n_rows; r++, k++) {
+            opt->row_span[2 * k] = ps->offsets[i] + r * rt->row_len;
+            opt->row_span[2 * k + 1] = rt->row_len;
+        }
+    }
+}
+
+/* A new binding to ps: a fresh state (no steps, no moments, no live rows),
+ * in the spare buffers if reset left some of this layout, else in new ones.
+ * The moments are not zero-filled: only outside the tracked rows (and in
+ * the live rows, all of them if the step count is already > 0: see below).
+ * Dead rows hold garbage until they go live (update_rows) or are exported
+ * (get_state). On failure the optimizer is left unbound without buffers. */
+static gtl_status bind_state(gtl_optimizer *opt, const gtl__paramset *ps)
+{
+    int64_t n_rows = tracked_rows(ps);
+    bool same = opt->n_params == ps->n_params && opt->n_total == ps->n_total &&
+                opt->n_rows == n_rows && (n_rows == 0 || opt->live != NULL);
+    if (!same) {
+        int64_t step = opt->step;
+        gtl__optim_free_state(opt);
+        opt->step = step;
+    }
+    opt->n_params = ps->n_params;
+    opt->n_total = ps->n_total;
+    opt->n_rows = n_rows;
+    size_t blob_bytes = (size_t)(opt->n_total ? opt->n_total : 16) * sizeof(float);
+    if (opt->param_steps == NULL)
+        opt->param_steps = gtl__malloc((size_t)(opt->n_params ? opt->n_params : 1) *
+                                       sizeof *opt->param_steps);
+    if (opt->param_steps == NULL)
+        goto out_oom;
+    if (n_rows > 0 && opt->live == NULL)
+        opt->live = gtl__malloc((size_t)n_rows);
+    if (n_rows > 0 && opt->row_span == NULL)
+        opt->row_span = gtl__malloc((size_t)n_rows * 2 * sizeof *opt->row_span);
+    if (n_rows > 0 && (opt->live == NULL || opt->row_span == NULL))
+        goto out_oom;
+    if (opt->m == NULL && needs_m(&opt->cfg))
+        opt->m = gtl__malloc_aligned(blob_bytes);
+    if (opt->v == NULL && needs_v(&opt->cfg))
+        opt->v = gtl__malloc_aligned(blob_bytes);
+    if ((opt->m == NULL && needs_m(&opt->cfg)) || (opt->v == NULL && needs_v(&opt->cfg)))
+        goto out_oom;
+
+    memset(opt->param_steps, 0, (size_t)opt->n_params * sizeof *opt->param_steps);
+    if (n_rows > 0) {
+        fill_row_span(opt, ps);
+        /* A step count restored without arrays (set_state of an empty
+         * layout) has no live map to go by: every row live, the dense
+         * update, as rebuild_live decides without moments. */
+        memset(opt->live, opt->step > 0 ? 1 : 0, (size_t)n_rows);
+    }
+    float *bufs[2] = {opt->m, opt->v};
+    for (int b = 0; b < 2; b++) {
+        if (bufs[b] == NULL)
+            continue;
+        if (n_rows == 0) {
+            memset(bufs[b], 0, (size_t)opt->n_total * sizeof(float));
+            continue;
+        }
+        zero_outside_rows(opt, bufs[b]);
+    }
+    opt->rows_unset = n_rows > 0;
+    if (n_rows > 0)
+        gtl__optim_zero_rows(opt, 1);
+    opt->bound = true;
+    return GTL_STATUS_OK;
+
+out_oom:
+    {
+        int64_t step = opt->step;
+        gtl__optim_free_state(opt);
+        opt->step = step;
+    }
+    return gtl__error(GTL_STATUS_OUT_OF_MEMORY,
+                      "optimizer step: out of memory for the state of %lld floats",
+                      (long long)ps->n_total);
+}
+
+/* Binds on the first step after create / reset; afterwards allocates what
+ * the current settings need and a restored state is missing (zero-filled:
+ * "no state yet"), and the live map of a state restored without one. */
 static gtl_status ensure_state(gtl_optimizer *opt, const gtl__paramset *ps)
 {
-    if (!opt->bound) {
-        GTL_ASSERT(opt->param_steps == NULL && opt->m == NULL && opt->v == NULL &&
-                   opt->live == NULL);
-        opt->n_params = ps->n_params;
-        opt->n_total = ps->n_total;
-        opt->bound = true;
-    }
+    if (!opt->bound)
+        return bind_state(opt, ps);
     size_t blob_bytes = (size_t)(opt->n_total ? opt->n_total : 16) * sizeof(float);
     if (opt->param_steps == NULL) {
         opt->param_steps = gtl__calloc((size_t)(opt->n_params ? opt->n_params : 1),
@@ -441,9 +630,16 @@ static gtl_status ensure_state(gtl_optimizer *opt, const gtl__paramset *ps)
             goto out_oom;
     }
     int64_t n_rows = tracked_rows(ps);
+    if (n_rows > 0 && opt->row_span == NULL) {
+        /* A restored state: set_state does not know the paramset. */
+        opt->row_span = gtl__malloc((size_t)n_rows * 2 * sizeof *opt->row_span);
+        if (opt->row_span == NULL)
+            goto out_oom;
+        fill_row_span(opt, ps);
+    }
     if (opt->live == NULL && n_rows > 0) {
-        /* Before m and v are added: a fresh binding has no moments yet (every
-         * row starts dead); a restored state may have some to rebuild from. */
+        /* Before m and v are added: a restored state may have moments to
+         * rebuild from. */
         opt->live = gtl__calloc((size_t)n_rows, 1);
         if (opt->live == NULL)
             goto out_oom;
@@ -451,13 +647,12 @@ static gtl_status ensure_state(gtl_optimizer *opt, const gtl__paramset *ps)
         if (opt->m != NULL || opt->v != NULL || opt->step > 0)
             rebuild_live(opt, ps);
     }
-    bool adam = opt->cfg.kind != GTL_OPTIM_SGD;
-    if (opt->m == NULL && (adam || opt->cfg.momentum != 0.0f)) {
+    if (opt->m == NULL && needs_m(&opt->cfg)) {
         opt->m = gtl__calloc_aligned(blob_bytes);
         if (opt->m == NULL)
             goto out_oom;
     }
-    if (opt->v == NULL && adam) {
+    if (opt->v == NULL && needs_v(&opt->cfg)) {
         opt->v = gtl__calloc_aligned(blob_bytes);
         if (opt->v == NULL)
             goto out_oom;
@@ -488,7 +683,7 @@ gtl_status gtl__optim_step(gtl_optimizer *opt, gtl__paramset *ps, const gtl__opt
                           "parameter set has %lld (%lld floats)",
                           what, (long long)opt->n_params, (long long)opt->n_total,
                           (long long)ps->n_params, (long long)ps->n_total);
-    if (opt->live != NULL && tracked_rows(ps) != opt->n_rows)
+    if (opt->bound && opt->live != NULL && tracked_rows(ps) != opt->n_rows)
         return gtl__error(GTL_STATUS_BAD_STATE,
                           "%s: the state is for %lld tracked rows but the parameter set has "
                           "%lld",
@@ -544,9 +739,9 @@ gtl_status gtl__optim_step(gtl_optimizer *opt, gtl__paramset *ps, const gtl__opt
          * had densely. */
         a.t = ++opt->param_steps[i];
         if (rt != NULL)
-            update_rows(opt, ps, i, opt->live + base, &a);
+            update_rows(opt, ps, i, base, &a);
         else
-            update_span(opt, ps, ps->offsets[i], ps->params[i].n, &a);
+            update_span(opt, ps, ps->offsets[i], ps->params[i].n, true, &a);
     }
     opt->step++;
     if (out_grad_norm != NULL)

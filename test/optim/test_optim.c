@@ -639,6 +639,143 @@ static void test_lazy_state_resume(void **state)
     gtl_optimizer_destroy(o);
 }
 
+/* ---- uninitialised and reused moment buffers
+ *
+ * main() installs an allocator that fills every new block with NaN bytes,
+ * so a moment the optimizer forgot to zero shows. */
+
+/* Runs LZ_STEPS steps on a fresh lazy paramset with a live-row schedule:
+ * rows 0 and 2 at step 0, row 1 from step 3 on, row 3 never. Returns the
+ * paramset (caller finis it). */
+static void lazy_run(gtl_optimizer *opt, gtl__paramset *ps)
+{
+    lazy_ps(ps, true);
+    for (int t = 0; t < LZ_STEPS; t++) {
+        lazy_grads(ps, t, t == 0 ? 0x5u : t >= 3 ? 0x3u : 0x1u);
+        assert_int_equal(gtl__optim_step(opt, ps, NULL, 0, NULL), GTL_STATUS_OK);
+    }
+}
+
+/* An optimizer reset after training on other gradients (every row live and
+ * non-zero moments everywhere: "garbage" for the next binding) rebinds to a
+ * paramset of the same layout without allocating, and the run is bitwise the
+ * one of a fresh optimizer: parameters, moments (zero in the never-live row),
+ * live map and step counts. */
+static void test_rebind_reuses_buffers(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        gtl_optimizer *fresh = lazy_opt(lazy_kinds[k], 0.1f);
+        gtl_optimizer *used = lazy_opt(lazy_kinds[k], 0.1f);
+        gtl__paramset pu, pf, pr;
+        lazy_ps(&pu, true);
+        for (int t = 0; t < 5; t++) {
+            lazy_grads(&pu, 100 + t, 0xfu);
+            assert_int_equal(gtl__optim_step(used, &pu, NULL, 0, NULL), GTL_STATUS_OK);
+        }
+        gtl__optim_state s0;
+        gtl__optim_get_state(used, &s0);
+        const float *m_before = s0.m;
+        assert_true(s0.m[pu.offsets[1] + 3 * LZ_LEN] != 0.0f); /* row 3 has moments */
+        assert_int_equal(gtl_optimizer_reset(used), GTL_STATUS_OK);
+
+        lazy_run(fresh, &pf);
+        uint64_t n0 = gtl__alloc_count();
+        lazy_run(used, &pr);
+        /* lazy_ps allocates the paramset; the optimizer allocates nothing. */
+        gtl__paramset probe;
+        uint64_t n_ps0 = gtl__alloc_count();
+        lazy_ps(&probe, true);
+        uint64_t n_ps = gtl__alloc_count() - n_ps0;
+        gtl__paramset_fini(&probe);
+        assert_int_equal(n0 + n_ps, n_ps0);
+
+        assert_memory_equal(pf.data, pr.data, (size_t)pf.n_total * sizeof(float));
+        gtl__optim_state sf, sr;
+        gtl__optim_get_state(fresh, &sf);
+        gtl__optim_get_state(used, &sr);
+        assert_ptr_equal(sr.m, m_before); /* the same buffer */
+        assert_int_equal(sf.step, sr.step);
+        assert_int_equal(sf.n_total, sr.n_total);
+        assert_memory_equal(sf.param_steps, sr.param_steps,
+                            (size_t)sf.n_params * sizeof(int64_t));
+        assert_memory_equal(sf.m, sr.m, (size_t)sf.n_total * sizeof(float));
+        if (lazy_kinds[k] != GTL_OPTIM_SGD)
+            assert_memory_equal(sf.v, sr.v, (size_t)sf.n_total * sizeof(float));
+        const uint8_t live_want[LZ_ROWS] = {1, 1, 1, 0};
+        assert_memory_equal(sf.live, live_want, LZ_ROWS);
+        assert_memory_equal(sr.live, live_want, LZ_ROWS);
+        for (int64_t j = 0; j < LZ_LEN; j++) {
+            int64_t o = pf.offsets[1] + 3 * LZ_LEN + j;
+            assert_true(sf.m[o] == 0.0f && !signbit(sf.m[o]));
+            assert_true(sr.m[o] == 0.0f && !signbit(sr.m[o]));
+        }
+        /* A paramset of another layout: the spare buffers are replaced. */
+        assert_int_equal(gtl_optimizer_reset(used), GTL_STATUS_OK);
+        gtl__paramset other;
+        make_ps(&other);
+        load_grads(&other, 0);
+        assert_int_equal(gtl__optim_step(used, &other, NULL, 0, NULL), GTL_STATUS_OK);
+        gtl__optim_get_state(used, &sr);
+        assert_int_equal(sr.n_total, other.n_total);
+        assert_int_equal(sr.n_rows, 0);
+        gtl__paramset_fini(&other);
+        gtl_optimizer_destroy(fresh);
+        gtl_optimizer_destroy(used);
+        gtl__paramset_fini(&pu);
+        gtl__paramset_fini(&pf);
+        gtl__paramset_fini(&pr);
+    }
+}
+
+/* Live rows without a gradient this step take the loops that do not read
+ * the gradient; they must be bitwise the dense update of a zero gradient,
+ * also for the sign of zero: parameters of -0 and +0 with and without decay
+ * (x + 0.0f is not x for x = -0). Row 1 (live from step 0) has no gradient
+ * at steps >= 1; row 0 has one at every step; the dense run takes both from
+ * the loops that read the gradient. */
+static void test_nograd_rows_signed_zero(void **state)
+{
+    (void)state;
+    const float wds[2] = {0.0f, 0.1f};
+    for (int k = 0; k < 3; k++) {
+        for (int w = 0; w < 2; w++) {
+            gtl__paramset lz, dn;
+            lazy_ps(&lz, true);
+            lazy_ps(&dn, false);
+            for (int64_t j = 0; j < LZ_LEN; j += 2) {
+                float z = (j % 4 == 0) ? -0.0f : 0.0f;
+                lz.data[lz.offsets[1] + LZ_LEN + j] = z;
+                dn.data[dn.offsets[1] + LZ_LEN + j] = z;
+            }
+            gtl_optimizer *ol = lazy_opt(lazy_kinds[k], wds[w]);
+            gtl_optimizer *od = lazy_opt(lazy_kinds[k], wds[w]);
+            for (int t = 0; t < LZ_STEPS; t++) {
+                lazy_grads(&lz, t, t == 0 ? 0xfu : 0x1u);
+                lazy_grads(&dn, t, t == 0 ? 0xfu : 0x1u);
+                if (t == 0) /* the -0 / +0 entries get a zero gradient too */
+                    for (int64_t j = 0; j < LZ_LEN; j += 2) {
+                        lz.grad[lz.offsets[1] + LZ_LEN + j] = 0.0f;
+                        dn.grad[dn.offsets[1] + LZ_LEN + j] = 0.0f;
+                    }
+                assert_int_equal(gtl__optim_step(ol, &lz, NULL, 0, NULL), GTL_STATUS_OK);
+                assert_int_equal(gtl__optim_step(od, &dn, NULL, 0, NULL), GTL_STATUS_OK);
+                assert_memory_equal(lz.data, dn.data, (size_t)lz.n_total * sizeof(float));
+            }
+            gtl__optim_state sl, sd;
+            gtl__optim_get_state(ol, &sl);
+            gtl__optim_get_state(od, &sd);
+            assert_memory_equal(sl.m, sd.m, (size_t)lz.n_total * sizeof(float));
+            if (lazy_kinds[k] != GTL_OPTIM_SGD)
+                assert_memory_equal(sl.v, sd.v, (size_t)lz.n_total * sizeof(float));
+            gtl_optimizer_destroy(ol);
+            gtl_optimizer_destroy(od);
+            gtl__paramset_fini(&lz);
+            gtl__paramset_fini(&dn);
+        }
+    }
+}
+
 /* ---- zero allocations per step */
 
 static void test_no_alloc_per_step(void **state)
@@ -1096,8 +1233,50 @@ static void test_api_lifecycle_and_schedule_args(void **state)
     assert_int_equal(bytes, bytes0);
 }
 
+/* The NaN-filling allocator (a size header in front of each block, so that
+ * realloc can fill the part it adds). */
+typedef struct poison_hdr {
+    size_t size;
+    size_t pad; /* keeps the block 16-byte aligned */
+} poison_hdr;
+
+static void *poison_malloc(void *ud, size_t size)
+{
+    (void)ud;
+    poison_hdr *h = malloc(sizeof *h + size);
+    if (h == NULL)
+        return NULL;
+    h->size = size;
+    memset(h + 1, 0xff, size); /* 0xffffffff is a NaN */
+    return h + 1;
+}
+
+static void poison_free(void *ud, void *p)
+{
+    (void)ud;
+    if (p != NULL)
+        free((poison_hdr *)p - 1);
+}
+
+static void *poison_realloc(void *ud, void *p, size_t size)
+{
+    if (p == NULL)
+        return poison_malloc(ud, size);
+    poison_hdr *h = (poison_hdr *)p - 1;
+    size_t old = h->size;
+    poison_hdr *n = realloc(h, sizeof *n + size);
+    if (n == NULL)
+        return NULL;
+    if (size > old)
+        memset((char *)(n + 1) + old, 0xff, size - old);
+    n->size = size;
+    return n + 1;
+}
+
 int main(void)
 {
+    if (gtl_set_allocator(poison_malloc, poison_realloc, poison_free, NULL) != GTL_STATUS_OK)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trajectories),
         cmocka_unit_test(test_reset),
@@ -1109,6 +1288,8 @@ int main(void)
         cmocka_unit_test(test_lazy_all_active_is_dense),
         cmocka_unit_test(test_lazy_inactive_rows),
         cmocka_unit_test(test_lazy_state_resume),
+        cmocka_unit_test(test_rebind_reuses_buffers),
+        cmocka_unit_test(test_nograd_rows_signed_zero),
         cmocka_unit_test(test_large_param_threads),
         cmocka_unit_test(test_state_roundtrip),
         cmocka_unit_test(test_state_bad),
