@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "demo.h"
 #include "demo_eval.h"
@@ -40,6 +41,7 @@ typedef struct opts {
     demo_twins twins;
     uint64_t seed;
     int threads;
+    int workers;
     int experiments;
     int all_way;
     int five_shot;
@@ -84,6 +86,8 @@ static void usage(FILE *f)
             "  --no-plots         do not call gnuplot\n"
             "  --backbone-only    stop after training (or loading) the backbone\n"
             "  --threads N        compute threads (default: OpenMP's)\n"
+            "  --workers N        GTL episodes adapted in parallel, one thread each (default:\n"
+            "                     the number of CPUs)\n"
             "  --seed N           seed of the episodes (default 0)\n",
             DEMO_BB_STEPS);
 }
@@ -134,6 +138,8 @@ static void parse(int argc, char **argv, opts *o)
     o->out_dir = "demo-out";
     demo_bb_opts_default(&o->bb);
     o->episodes = 600;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->workers = cpus > 1 ? (int)(cpus < 64 ? cpus : 64) : 1;
     o->gtl_episodes = -1;
     o->gtl_episodes5 = -1;
     o->views = 4;
@@ -233,6 +239,8 @@ static void parse(int argc, char **argv, opts *o)
             o->plots = 0;
         } else if (!strcmp(a, "--threads")) {
             o->threads = (int)arg_i64(argc, argv, &i);
+        } else if (!strcmp(a, "--workers")) {
+            o->workers = (int)arg_i64(argc, argv, &i);
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)arg_i64(argc, argv, &i);
         } else {
@@ -605,7 +613,13 @@ int main(int argc, char **argv)
             snprintf(label, sizeof label, "%s | %s", sname, m->name);
             label[60] = '\0';
             demo_result *r = &results[k * n_settings + s];
-            if (demo_run(m, st, n_ep, o.seed, &use, &use_n, r, label) != 0)
+            /* GTL adapts a clone per episode: episodes run in parallel, one
+             * compute thread each (GTL_DEMO_NC_WORKERS: also the cheap methods,
+             * to check that parallel and serial replays agree). */
+            int workers = is_gtl || getenv("GTL_DEMO_NC_WORKERS") ? o.workers : 1;
+            if (m->kind == DEMO_M_GTL_ZC_NC)
+                workers = 1;
+            if (demo_run(m, st, n_ep, o.seed, &use, &use_n, r, label, workers) != 0)
                 return 1;
             if (!list) {
                 list = use;

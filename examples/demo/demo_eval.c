@@ -9,6 +9,7 @@
  *
  * Shapes: F feature size, N way, S support rows, Q query rows, Nc concept size. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -345,24 +346,29 @@ static gtl_status method_cb(void *ud, const gtl_dataset *support, const gtl_data
 
 typedef struct prog_ud {
     ex_progress pr;
+    pthread_mutex_t mu;  /* workers share one bar */
+    int64_t done;        /* episodes finished by all workers */
     double acc_sum;
 } prog_ud;
 
 static int on_episode(void *ud, int64_t episode, int64_t n_episodes, double accuracy)
 {
+    (void)episode;
+    (void)n_episodes;
     prog_ud *p = ud;
+    pthread_mutex_lock(&p->mu);
     p->acc_sum += accuracy;
+    p->done++;
     char extra[64];
-    snprintf(extra, sizeof extra, "acc %.1f%%", 100.0 * p->acc_sum / (double)episode);
-    ex_progress_update(&p->pr, episode, extra);
+    snprintf(extra, sizeof extra, "acc %.1f%%", 100.0 * p->acc_sum / (double)p->done);
+    ex_progress_update(&p->pr, p->done, extra);
+    pthread_mutex_unlock(&p->mu);
     return 0;
 }
 
-int demo_run(demo_method *m, const demo_setting *s, int64_t n_episodes, uint64_t seed,
-             int64_t **list, size_t *list_n, demo_result *out, const char *label)
+static gtl_evaluator *make_evaluator(demo_method *m, const demo_protocol *p, int64_t n_episodes,
+                                     uint64_t seed, prog_ud *pu)
 {
-    memset(out, 0, sizeof *out);
-    const demo_protocol *p = &demo_protocols[s->protocol];
     gtl_evaluator *ev = NULL;
     EX_CHECK(gtl_evaluator_create(GTL_EVAL_CALLBACK, &ev));
     EX_CHECK(gtl_evaluator_set_callback(ev, method_cb, m));
@@ -373,13 +379,137 @@ int demo_run(demo_method *m, const demo_setting *s, int64_t n_episodes, uint64_t
     EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_SEED, (int64_t)(seed & INT64_MAX)));
     EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_SUPPORT_MODALITIES, p->support_mask));
     EX_CHECK(gtl_evaluator_set_i64(ev, GTL_EVAL_QUERY_MODALITIES, p->query_mask));
+    EX_CHECK(gtl_evaluator_set_progress(ev, on_episode, pu));
+    return ev;
+}
+
+/* One worker of a parallel replay: its share of the episode list, its own
+ * copy of the method (timing) and evaluator, one compute thread. */
+typedef struct worker {
+    demo_method m;
+    const demo_protocol *p;
+    const int64_t *list;
+    size_t list_n;
+    int64_t n_episodes;
+    uint64_t seed;
+    prog_ud *pu;
+    gtl_evaluator *ev;
+    gtl_status st;
+    char err[512];
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    EX_CHECK(gtl_set_num_threads(1));
+    w->ev = make_evaluator(&w->m, w->p, w->n_episodes, w->seed, w->pu);
+    w->st = gtl_evaluator_run_episode_list(w->ev, w->m.src, w->list, w->list_n);
+    if (w->st != GTL_STATUS_OK)
+        snprintf(w->err, sizeof w->err, "%s", gtl_last_error());
+    return NULL;
+}
+
+/* Episodes in a list (format: eval.h) and the offset of episode e. */
+static size_t list_offset(const int64_t *list, size_t len, int64_t e, int64_t *out_count)
+{
+    size_t pos = 0, at = len;
+    int64_t k = 0;
+    while (pos + 3 <= len) {
+        if (k == e)
+            at = pos;
+        pos += 3 + (size_t)(list[pos] + list[pos + 1] + list[pos + 2]);
+        k++;
+    }
+    if (out_count)
+        *out_count = k;
+    return e >= k ? len : at;
+}
+
+/* Mean and CI of concatenated per-episode accuracies of the workers. */
+static void merge_results(worker *w, int n_workers, int32_t modality, double *mean, double *ci,
+                          int64_t *n_used)
+{
+    int64_t total = 0;
+    for (int i = 0; i < n_workers; i++) {
+        int64_t n = 0;
+        EX_CHECK(gtl_evaluator_accuracies(w[i].ev, modality, NULL, 0, &n));
+        total += n;
+    }
+    double *acc = ex_malloc(sizeof(double) * (size_t)(total ? total : 1));
+    int64_t at = 0;
+    for (int i = 0; i < n_workers; i++) {
+        int64_t n = 0;
+        EX_CHECK(gtl_evaluator_accuracies(w[i].ev, modality, acc + at, (size_t)(total - at), &n));
+        at += n;
+    }
+    *mean = NAN;
+    *ci = NAN;
+    if (n_used)
+        *n_used = 0;
+    if (total > 0 && gtl_eval_mean_ci(acc, total, mean, ci, n_used) != GTL_STATUS_OK)
+        ex_die("merge_results: %s", gtl_last_error());
+    free(acc);
+}
+
+int demo_run(demo_method *m, const demo_setting *s, int64_t n_episodes, uint64_t seed,
+             int64_t **list, size_t *list_n, demo_result *out, const char *label, int workers)
+{
+    memset(out, 0, sizeof *out);
+    const demo_protocol *p = &demo_protocols[s->protocol];
     prog_ud pu;
     memset(&pu, 0, sizeof pu);
-    ex_progress_start(&pu.pr, label, s->all_way ? 1 : n_episodes);
-    EX_CHECK(gtl_evaluator_set_progress(ev, on_episode, &pu));
+    pthread_mutex_init(&pu.mu, NULL);
     m->shots = s->shots;
     m->seconds = 0;
+    int64_t n_in_list = 0;
+    if (*list)
+        list_offset(*list, *list_n, 0, &n_in_list);
+    if (workers > n_in_list)
+        workers = (int)n_in_list;
+    ex_progress_start(&pu.pr, label, s->all_way ? 1 : n_episodes);
     double t0 = ex_now();
+    if (*list && workers >= 2) {
+        /* Replay in parallel: contiguous shares of the list, one thread each
+         * (handles are per worker; the pretrained head is only read). */
+        worker *w = ex_calloc((size_t)workers, sizeof(worker));
+        pthread_t *tid = ex_calloc((size_t)workers, sizeof(pthread_t));
+        for (int i = 0; i < workers; i++) {
+            int64_t e0 = n_in_list * i / workers, e1 = n_in_list * (i + 1) / workers;
+            size_t a = list_offset(*list, *list_n, e0, NULL);
+            size_t b = list_offset(*list, *list_n, e1, NULL);
+            w[i].m = *m;
+            w[i].p = p;
+            w[i].list = *list + a;
+            w[i].list_n = b - a;
+            w[i].n_episodes = e1 - e0;
+            w[i].seed = seed;
+            w[i].pu = &pu;
+            if (pthread_create(&tid[i], NULL, worker_main, &w[i]) != 0)
+                ex_die("cannot start an evaluation thread");
+        }
+        for (int i = 0; i < workers; i++)
+            pthread_join(tid[i], NULL);
+        ex_progress_end(&pu.pr);
+        for (int i = 0; i < workers; i++)
+            if (w[i].st != GTL_STATUS_OK) {
+                fprintf(stderr, "error: %s: %s: %s\n", label, gtl_strerror(w[i].st), w[i].err);
+                return -1;
+            }
+        merge_results(w, workers, GTL_EVAL_TOTAL, &out->mean, &out->ci, &out->n_episodes);
+        for (int32_t k = 0; k < 2; k++)
+            merge_results(w, workers, k, &out->mod_mean[k], &out->mod_ci[k], NULL);
+        for (int i = 0; i < workers; i++) {
+            m->seconds += w[i].m.seconds;
+            gtl_evaluator_destroy(w[i].ev);
+        }
+        free(w);
+        free(tid);
+        out->seconds = ex_now() - t0;
+        out->valid = 1;
+        pthread_mutex_destroy(&pu.mu);
+        return 0;
+    }
+    gtl_evaluator *ev = make_evaluator(m, p, n_episodes, seed, &pu);
     gtl_status st;
     if (*list)
         st = gtl_evaluator_run_episode_list(ev, m->src, *list, *list_n);
@@ -388,6 +518,7 @@ int demo_run(demo_method *m, const demo_setting *s, int64_t n_episodes, uint64_t
     else
         st = gtl_evaluator_run_episodic(ev, m->src);
     ex_progress_end(&pu.pr);
+    pthread_mutex_destroy(&pu.mu);
     if (st != GTL_STATUS_OK) {
         fprintf(stderr, "error: %s: %s: %s\n", label, gtl_strerror(st), gtl_last_error());
         gtl_evaluator_destroy(ev);

@@ -77,8 +77,10 @@ gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f);
 
 /* Runs method m on setting s. *list / *list_n hold the episode list: when
  * *list is NULL the episodes are drawn (seeded) and the list is returned in
- * *list (caller frees); otherwise the list is replayed. 0 or -1. */
+ * *list (caller frees); otherwise the list is replayed, by `workers` threads
+ * with one compute thread each when workers >= 2 (only for methods that do
+ * not use m->model other than through gtl_model_clone). 0 or -1. */
 int demo_run(demo_method *m, const demo_setting *s, int64_t n_episodes, uint64_t seed,
-             int64_t **list, size_t *list_n, demo_result *out, const char *label);
+             int64_t **list, size_t *list_n, demo_result *out, const char *label, int workers);
 
 #endif /* GTL_DEMO_EVAL_H */
