@@ -279,6 +279,10 @@ static gtl_status load_into(gtl_model *m, gtl__ckpt_reader *r, const char *path)
         if (name == NULL)
             continue;
         snprintf(key, sizeof key, "model.%s", name);
+        /* Keys added after format version 1 was first written: a file
+         * without them keeps the defaults. */
+        if (k >= GTL_MODEL_CAPACITY_START_NOVEL && !gtl__ckpt_has_meta(r, key, NULL))
+            continue;
         double v;
         if (is_int) {
             int64_t iv;
@@ -345,6 +349,9 @@ static gtl_status load_into(gtl_model *m, gtl__ckpt_reader *r, const char *path)
         return st;
     m->rng.spare = spare;
     m->rng.has_spare = (int32_t)has_spare;
+    /* B1/N1 with a trainable classifier: the classification term was on. */
+    m->rep_cls = (stage == GTL_STAGE_B1 || stage == GTL_STAGE_N1) &&
+                 ((frozen >> GTL__MOD_CLASSIFIER) & 1) == 0;
     if (stage >= 0) {
         st = gtl__model_configure_stage(m, (gtl_stage)stage);
         if (st != GTL_STATUS_OK)
@@ -355,6 +362,8 @@ static gtl_status load_into(gtl_model *m, gtl__ckpt_reader *r, const char *path)
     for (int i = 0; i < GTL__MOD_COUNT; i++)
         if (((frozen >> i) & 1) != m->head.frozen[i])
             gtl__head_set_frozen(&m->head, (gtl__module)i, (frozen >> i) & 1);
+    if (m->rep_cls)
+        gtl__paramset_set_frozen(&m->head.cls, GTL__P_CLS_CENTERS, true);
     return GTL_STATUS_OK;
 }
 
