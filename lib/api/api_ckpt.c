@@ -7,7 +7,10 @@
  *         "optim.kind", "optim.<KEY>", "optim.step" when an optimizer is saved
  *   tensors every parameter by name (f32), "bn.<layer>.mean|var" (f32),
  *         "rng.state" (4 x i64), "optim.milestones" (i64),
- *         "optim.param_steps" (i64), "optim.m", "optim.v" (f32) */
+ *         "optim.param_steps" (i64), "optim.m", "optim.v" (f32)
+ *         and the same under "rep_optim." for the classifier's optimizer of
+ *         B1/N1 with the classification term, when the model is in such a
+ *         stage and has stepped */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,12 +46,22 @@ static gtl__bn_stats *bn_at(gtl_model *m, int i)
     return i == 0 ? &m->head.enc_bn : i == 1 ? &m->head.gen_bn : &m->head.cls_bn;
 }
 
-static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt)
+/* prefix + name into buf (64 bytes). */
+static const char *pk(char *buf, const char *prefix, const char *name)
 {
-    char key[64];
-    gtl_status st = gtl__ckpt_add_meta_i64(w, "optim.kind", opt->cfg.kind);
+    snprintf(buf, 64, "%s%s", prefix, name);
+    return buf;
+}
+
+/* An optimizer's settings and state under keys "<pre>kind", "<pre><KEY>",
+ * ... (pre "optim." for the host's optimizer, "rep_optim." for the
+ * classifier's optimizer of the classification term in B1/N1). */
+static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt, const char *pre)
+{
+    char key[64], kb[64];
+    gtl_status st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "kind"), opt->cfg.kind);
     for (int k = 0; k < GTL__OPTIM_N_PARAMS && st == GTL_STATUS_OK; k++) {
-        snprintf(key, sizeof key, "optim.%s", gtl__optim_param_name((gtl_optim_param)k));
+        snprintf(key, sizeof key, "%s%s", pre, gtl__optim_param_name((gtl_optim_param)k));
         if (gtl__optim_param_is_int((gtl_optim_param)k))
             st = gtl__ckpt_add_meta_i64(w, key, gtl__optim_get_i64(opt, (gtl_optim_param)k));
         else
@@ -56,25 +69,26 @@ static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt)
     }
     int64_t nm = opt->cfg.n_milestones;
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_tensor(w, "optim.milestones", GTL__CKPT_I64, 1, &nm,
+        st = gtl__ckpt_add_tensor(w, pk(kb, pre, "milestones"), GTL__CKPT_I64, 1, &nm,
                                   opt->cfg.milestones);
     gtl__optim_state s;
     gtl__optim_get_state(opt, &s);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_meta_i64(w, "optim.step", s.step);
+        st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "step"), s.step);
     /* Absent moments (before the first step) are stored as empty tensors. */
     int64_t np = s.param_steps ? s.n_params : 0, nt = s.m ? s.n_total : 0,
             nv = s.v ? s.n_total : 0;
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_meta_i64(w, "optim.n_params", s.n_params);
+        st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "n_params"), s.n_params);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_meta_i64(w, "optim.n_total", s.n_total);
+        st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "n_total"), s.n_total);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_tensor(w, "optim.param_steps", GTL__CKPT_I64, 1, &np, s.param_steps);
+        st = gtl__ckpt_add_tensor(w, pk(kb, pre, "param_steps"), GTL__CKPT_I64, 1, &np,
+                                  s.param_steps);
     if (st == GTL_STATUS_OK)
-        st = add_f32(w, "optim.m", 1, &nt, s.m);
+        st = add_f32(w, pk(kb, pre, "m"), 1, &nt, s.m);
     if (st == GTL_STATUS_OK)
-        st = add_f32(w, "optim.v", 1, &nv, s.v);
+        st = add_f32(w, pk(kb, pre, "v"), 1, &nv, s.v);
     return st;
 }
 
@@ -141,7 +155,9 @@ gtl_status gtl_model_save(const gtl_model *model, const gtl_optimizer *optimizer
             st = add_f32(w, key, 1, &b->n, b->var);
     }
     if (st == GTL_STATUS_OK && optimizer != NULL)
-        st = save_optimizer(w, optimizer);
+        st = save_optimizer(w, optimizer, "optim.");
+    if (st == GTL_STATUS_OK && m->rep_cls && m->rep_opt != NULL)
+        st = save_optimizer(w, m->rep_opt, "rep_optim.");
     if (st == GTL_STATUS_OK)
         st = gtl__ckpt_write(w, path);
     gtl__ckpt_writer_destroy(w);
@@ -168,11 +184,13 @@ static gtl_status read_exact(gtl__ckpt_reader *r, const char *path, const char *
     return gtl__ckpt_read_f32(r, name, dst, n);
 }
 
-static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_optimizer **out)
+static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, const char *pre,
+                                 gtl_optimizer **out)
 {
+    char kb[64];
     const char *fn = "gtl_model_load";
     int64_t kind, step, n_params, n_total;
-    gtl_status st = gtl__ckpt_meta_i64(r, "optim.kind", &kind);
+    gtl_status st = gtl__ckpt_meta_i64(r, pk(kb, pre, "kind"), &kind);
     if (st != GTL_STATUS_OK)
         return st;
     if (kind < GTL_OPTIM_ADAM || kind > GTL_OPTIM_SGD)
@@ -186,7 +204,7 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
     int64_t *ibuf = NULL;
     float *m = NULL, *v = NULL;
     for (int k = 0; k < GTL__OPTIM_N_PARAMS && st == GTL_STATUS_OK; k++) {
-        snprintf(key, sizeof key, "optim.%s", gtl__optim_param_name((gtl_optim_param)k));
+        snprintf(key, sizeof key, "%s%s", pre, gtl__optim_param_name((gtl_optim_param)k));
         if (gtl__optim_param_is_int((gtl_optim_param)k)) {
             int64_t val;
             st = gtl__ckpt_meta_i64(r, key, &val);
@@ -201,27 +219,27 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
         if (st == GTL_STATUS_INVALID_ARG)
             st = gtl__error(GTL_STATUS_FORMAT, "%s: %s", path, gtl__error_message());
     }
-    const gtl__ckpt_tensor_info *ti = gtl__ckpt_find(r, "optim.milestones");
+    const gtl__ckpt_tensor_info *ti = gtl__ckpt_find(r, pk(kb, pre, "milestones"));
     if (st == GTL_STATUS_OK && (ti == NULL || ti->dtype != GTL__CKPT_I64 || ti->nd != 1 ||
                                 ti->ne[0] > GTL_OPTIM_MAX_MILESTONES))
         st = gtl__error(GTL_STATUS_FORMAT, "%s: optim.milestones is missing or malformed", path);
     if (st == GTL_STATUS_OK) {
         int64_t ms[GTL_OPTIM_MAX_MILESTONES];
-        st = gtl__ckpt_read(r, "optim.milestones", ms, sizeof ms);
+        st = gtl__ckpt_read(r, pk(kb, pre, "milestones"), ms, sizeof ms);
         if (st == GTL_STATUS_OK)
             st = gtl__optim_set_milestones(opt, ms, ti->ne[0], fn);
         if (st == GTL_STATUS_INVALID_ARG)
             st = gtl__error(GTL_STATUS_FORMAT, "%s: %s", path, gtl__error_message());
     }
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_meta_i64(r, "optim.step", &step);
+        st = gtl__ckpt_meta_i64(r, pk(kb, pre, "step"), &step);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_meta_i64(r, "optim.n_params", &n_params);
+        st = gtl__ckpt_meta_i64(r, pk(kb, pre, "n_params"), &n_params);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_meta_i64(r, "optim.n_total", &n_total);
-    const gtl__ckpt_tensor_info *tp = gtl__ckpt_find(r, "optim.param_steps");
-    const gtl__ckpt_tensor_info *tm = gtl__ckpt_find(r, "optim.m");
-    const gtl__ckpt_tensor_info *tv = gtl__ckpt_find(r, "optim.v");
+        st = gtl__ckpt_meta_i64(r, pk(kb, pre, "n_total"), &n_total);
+    const gtl__ckpt_tensor_info *tp = gtl__ckpt_find(r, pk(kb, pre, "param_steps"));
+    const gtl__ckpt_tensor_info *tm = gtl__ckpt_find(r, pk(kb, pre, "m"));
+    const gtl__ckpt_tensor_info *tv = gtl__ckpt_find(r, pk(kb, pre, "v"));
     if (st == GTL_STATUS_OK &&
         (tp == NULL || tm == NULL || tv == NULL || tp->dtype != GTL__CKPT_I64 ||
          tm->dtype != GTL__CKPT_F32 || tv->dtype != GTL__CKPT_F32 || tp->nd != 1 ||
@@ -237,11 +255,12 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
             st = gtl__error(GTL_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
     if (st == GTL_STATUS_OK && ibuf)
-        st = gtl__ckpt_read(r, "optim.param_steps", ibuf, (size_t)tp->ne[0] * sizeof(int64_t));
+        st = gtl__ckpt_read(r, pk(kb, pre, "param_steps"), ibuf,
+                            (size_t)tp->ne[0] * sizeof(int64_t));
     if (st == GTL_STATUS_OK && m)
-        st = gtl__ckpt_read_f32(r, "optim.m", m, tm->ne[0]);
+        st = gtl__ckpt_read_f32(r, pk(kb, pre, "m"), m, tm->ne[0]);
     if (st == GTL_STATUS_OK && v)
-        st = gtl__ckpt_read_f32(r, "optim.v", v, tv->ne[0]);
+        st = gtl__ckpt_read_f32(r, pk(kb, pre, "v"), v, tv->ne[0]);
     if (st == GTL_STATUS_OK) {
         gtl__optim_state s = {step, n_params, n_total, ibuf, m, v};
         st = gtl__optim_set_state(opt, &s);
@@ -388,7 +407,9 @@ gtl_status gtl_model_load(const char *path, gtl_model **out_model, gtl_optimizer
     if (st == GTL_STATUS_OK)
         st = load_into(m, r, path);
     if (st == GTL_STATUS_OK && out_optimizer != NULL && gtl__ckpt_has_meta(r, "optim.kind", NULL))
-        st = load_optimizer(r, path, &opt);
+        st = load_optimizer(r, path, "optim.", &opt);
+    if (st == GTL_STATUS_OK && m->rep_cls && gtl__ckpt_has_meta(r, "rep_optim.kind", NULL))
+        st = load_optimizer(r, path, "rep_optim.", &m->rep_opt);
     gtl__ckpt_close(r);
     if (st != GTL_STATUS_OK) {
         gtl_model_destroy(m);
