@@ -106,6 +106,16 @@ static gtl_model *head(const demo_data *d, const demo_feats *f, float gamma, int
     return m;
 }
 
+/* Whether id is one of the comma-separated names in list. */
+static int listed(const char *list, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = list; (p = strstr(p, id)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *data = "data-cache", *cache = "standin-out", *only = NULL, *proto = NULL;
@@ -189,7 +199,7 @@ int main(int argc, char **argv)
         size_t ln = 0;
         for (int k = 0; k < nm; k++) {
             /* nearest centroid always runs first: it draws the episodes */
-            if (only && k > 0 && !strstr(only, M[k].id))
+            if (only && k > 0 && !listed(only, M[k].id))
                 continue;
             demo_method m = {0};
             m.id = M[k].id;
