@@ -93,7 +93,7 @@ gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_t n_clas
                           stage_name(stage), (long long)n_classes);
     if (!cls_stage && (n_classes < 0 || n_classes > ((int64_t)1 << 20)))
         return gtl__error(GTL_STATUS_INVALID_ARG,
-                          "gtl_model_set_stage: n_classes %lld is out of range", 
+                          "gtl_model_set_stage: n_classes %lld is out of range",
                           (long long)n_classes);
     gtl_status st = gtl__model_ensure_init(model, "gtl_model_set_stage");
     if (st != GTL_STATUS_OK)
