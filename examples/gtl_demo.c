@@ -504,13 +504,15 @@ int main(int argc, char **argv)
 
     /* 3. GTL heads */
     double t_head = 0, t_head2 = 0;
-    char *hname = ex_fmt("head-%016llx-%lld-%lld.gtl", (unsigned long long)(bb_key ^ d.key),
+    /* "-cls": B1 with the classification term (the library default since
+     * GTL_MODEL_REP_CLS_WEIGHT), so heads cached before it are not reused. */
+    char *hname = ex_fmt("head-%016llx-%lld-%lld-cls.gtl", (unsigned long long)(bb_key ^ d.key),
                          (long long)o.b1_epochs, (long long)o.b2_epochs);
     char *hpath = ex_path_join(cache, hname);
     gtl_model *head = train_head(&d, &fb, 1, &o, hpath, &t_head);
     free(hname);
     free(hpath);
-    hname = ex_fmt("head-noest-%016llx-%lld-%lld.gtl", (unsigned long long)(bb_key ^ d.key),
+    hname = ex_fmt("head-noest-%016llx-%lld-%lld-cls.gtl", (unsigned long long)(bb_key ^ d.key),
                    (long long)o.b1_epochs, (long long)o.b2_epochs);
     hpath = ex_path_join(cache, hname);
     gtl_model *head_noest = train_head(&d, &fb, 0, &o, hpath, &t_head2);
@@ -519,7 +521,12 @@ int main(int argc, char **argv)
 
     /* 4. methods and settings */
     demo_gtl_cfg none, no_freeze, n2only, n1short, n1_low_lr, sample_cls, n1_nokl, n1_cmax;
+    demo_gtl_cfg n1_c0, n1_nocls;
     demo_gtl_cfg_none(&none);
+    n1_c0 = none;
+    n1_c0.capacity_start = 0.0f; /* C_t annealed from 0 in N1, as before the fix */
+    n1_nocls = none;
+    n1_nocls.rep_cls_weight = 0.0f; /* N1 without the classification term */
     n1_nokl = none;
     n1_nokl.beta = 0; /* N1 without |KL - C_t|: only the frozen generator's reconstruction */
     n1_cmax = none;
@@ -544,6 +551,8 @@ int main(int argc, char **argv)
         {"gtl_unfrozen_generator", "GTL, generator not frozen", DEMO_M_GTL, 0, 1, no_freeze, 0},
         {"gtl_n1_nokl", "GTL, N1 without KL (beta 0)", DEMO_M_GTL, 0, 1, n1_nokl, 0},
         {"gtl_n1_cmax", "GTL, N1 with C_t = C_max", DEMO_M_GTL, 0, 1, n1_cmax, 1},
+        {"gtl_n1_c0", "GTL, N1 with C_t from 0", DEMO_M_GTL, 0, 1, n1_c0, 1},
+        {"gtl_n1_nocls", "GTL, N1 without the CE term", DEMO_M_GTL, 0, 1, n1_nocls, 1},
         {"gtl_n2_only", "GTL N2 only (no N1)", DEMO_M_GTL, 0, 1, n2only, 1},
         {"gtl_n1_10", "GTL, N1 10 epochs", DEMO_M_GTL, 0, 1, n1short, 1},
         {"gtl_n1_lr1e-4", "GTL, N1 lr 1e-4", DEMO_M_GTL, 0, 1, n1_low_lr, 1},

@@ -33,6 +33,8 @@ void demo_gtl_cfg_none(demo_gtl_cfg *c)
     c->cls_use_mean = -1;
     c->beta = NAN;
     c->capacity_rate_novel = NAN;
+    c->capacity_start = NAN;
+    c->rep_cls_weight = NAN;
 }
 
 gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f)
@@ -136,6 +138,10 @@ static void apply_cfg(gtl_model *c, const demo_gtl_cfg *g)
         EX_CHECK(gtl_model_set_f32(c, GTL_MODEL_BETA, g->beta));
     if (!isnan(g->capacity_rate_novel))
         EX_CHECK(gtl_model_set_f32(c, GTL_MODEL_CAPACITY_RATE_NOVEL, g->capacity_rate_novel));
+    if (!isnan(g->capacity_start))
+        EX_CHECK(gtl_model_set_f32(c, GTL_MODEL_CAPACITY_START_NOVEL, g->capacity_start));
+    if (!isnan(g->rep_cls_weight))
+        EX_CHECK(gtl_model_set_f32(c, GTL_MODEL_REP_CLS_WEIGHT, g->rep_cls_weight));
 }
 
 /* An Adam optimizer with gtl_adapt's schedule (docs/method.md) for a stage of

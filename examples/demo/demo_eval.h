@@ -44,6 +44,8 @@ typedef struct demo_gtl_cfg {
     int64_t cls_use_mean;
     float beta;                /* weight of |KL - C_t| (in N1: the model's setting) */
     float capacity_rate_novel; /* r of C_t in N1 */
+    float capacity_start;      /* GTL_MODEL_CAPACITY_START_NOVEL */
+    float rep_cls_weight;      /* GTL_MODEL_REP_CLS_WEIGHT (gamma in N1) */
 } demo_gtl_cfg;
 
 void demo_gtl_cfg_none(demo_gtl_cfg *c);

@@ -80,7 +80,11 @@ typedef enum gtl_model_param {
     GTL_MODEL_WEIGHT_DECAY = 26,     /**< f32: gtl_adapt() and whole-stage weight decay (1e-4) */
     GTL_MODEL_WARMUP_EPOCHS = 27,    /**< i64: linear warm-up of whole stages (5) */
     GTL_MODEL_CLIP_NORM = 28,        /**< f32: global gradient-norm clip of whole stages (2) */
-    GTL_MODEL_CLS_USE_MEAN = 29      /**< i64: 1 = classifier stages read z_c = mu_c (1); 0 = a sample */
+    GTL_MODEL_CLS_USE_MEAN = 29,     /**< i64: 1 = classifier stages read z_c = mu_c (1); 0 = a sample */
+    GTL_MODEL_CAPACITY_START_NOVEL = 30, /**< f32: N1's C_t starts at this fraction s of C_max:
+                                              min(C_max, s C_max + r t / T_c) (1; 0 = from 0) */
+    GTL_MODEL_REP_CLS_WEIGHT = 31    /**< f32: gamma of the term gamma CE(classifier(z_c), y)
+                                          that B1 and N1 add to L_rep (1; 0 = L_rep only) */
 } gtl_model_param;
 
 /** What gtl_model_latent() returns. */

@@ -7,17 +7,22 @@
  *
  * | stage | data | trains | frozen | loss |
  * |---|---|---|---|---|
- * | B1 | base features | encoder, estimator, generator | classifier | L_rep, r = 20 |
+ * | B1 | base features | encoder, estimator, generator (classifier*) | classifier | L_rep*, r = 20 |
  * | B2 | base features | classifier (new, C base classes) | encoder, estimator, generator | L_cls |
- * | N1 | support set | encoder, estimator | generator (and classifier) | L_rep, r = 50 |
+ * | N1 | support set | encoder, estimator (classifier*) | generator, classifier | L_rep*, r = 50 |
  * | N2 | support set | classifier (new, C novel classes) | encoder, estimator, generator | L_cls |
  *
  * A frozen module receives no gradient and runs in evaluation mode (no
  * dropout, batch norm on running statistics), so freezing is exact: after
  * N1 the generator is bit-identical to before.
  *
- * L_rep = MSE(x_hat, x) + beta |KL - C_t|, C_t = min(C_max, r t / T_c) with t
- * the stage's step counter. L_cls = CE + batch-hard triplet + center loss;
+ * L_rep = MSE(x_hat, x) + beta |KL - C_t|, C_t = min(C_max, c0 + r t / T_c) with t
+ * the stage's step counter, c0 = 0 in B1 and GTL_MODEL_CAPACITY_START_NOVEL
+ * x C_max in N1. (*) With GTL_MODEL_REP_CLS_WEIGHT gamma > 0 and classes
+ * given to gtl_model_set_stage(), B1 and N1 add gamma CE(classifier(z_c), y)
+ * on the sampled z_c and train a fresh classifier for those classes beside
+ * the body (centers excluded); B2/N2 then start a fresh one as always.
+ * L_cls = CE + batch-hard triplet + center loss;
  * the class centers follow their own SGD (GTL_MODEL_CENTER_LR), not the
  * optimizer.
  *
@@ -68,10 +73,10 @@ typedef enum gtl_stat {
     GTL_STAT_MSE = 1,       /**< reconstruction MSE (B1, N1) */
     GTL_STAT_KL = 2,        /**< KL(q(z|x) || N(0, I)), batch mean (B1, N1) */
     GTL_STAT_CAPACITY = 3,  /**< C_t (B1, N1) */
-    GTL_STAT_CE = 4,        /**< cross-entropy (B2, N2) */
+    GTL_STAT_CE = 4,        /**< cross-entropy (B2, N2; B1, N1 with the classification term) */
     GTL_STAT_TRIPLET = 5,   /**< batch-hard triplet loss (B2, N2) */
     GTL_STAT_CENTER = 6,    /**< center loss (B2, N2) */
-    GTL_STAT_ACCURACY = 7,  /**< training-batch accuracy in [0, 1] (B2, N2) */
+    GTL_STAT_ACCURACY = 7,  /**< training-batch accuracy in [0, 1] (as GTL_STAT_CE) */
     GTL_STAT_GRAD_NORM = 8, /**< global gradient norm before clipping */
     GTL_STAT_LR = 9,        /**< learning rate used by this step */
     GTL_STAT_COUNT = 10     /**< number of statistics in this version */
@@ -94,12 +99,16 @@ typedef int (*gtl_progress_fn)(void *user_data, gtl_stage stage, int64_t step, i
 /**
  * Selects the stage that the following steps train, and freezes the modules
  * that stage does not train. B2 and N2 replace the classifier by a fresh
- * one for @p n_classes classes (labels 0 .. n_classes-1). The stage's step
- * counter (t of C_t) starts at 0.
+ * one for @p n_classes classes (labels 0 .. n_classes-1). B1 and N1 with
+ * @p n_classes >= 1 and GTL_MODEL_REP_CLS_WEIGHT > 0 do too, and their steps
+ * then add the classification term (labels required); with 0 classes (or
+ * gamma 0) they train L_rep alone and leave the classifier as it is. The
+ * stage's step counter (t of C_t) starts at 0.
  *
  * @param[in,out] model     the model (initialised implicitly).
  * @param[in]     stage     a ::gtl_stage.
- * @param[in]     n_classes classes for B2/N2 (>= 1); ignored (pass 0) for B1/N1.
+ * @param[in]     n_classes classes for B2/N2 (>= 1); for B1/N1 the classes of the
+ *                          classification term (GTL_MODEL_REP_CLS_WEIGHT), or 0 for none.
  * @retval ::GTL_STATUS_OK            the stage is selected and its modules frozen.
  * @retval ::GTL_STATUS_INVALID_ARG   @p model is NULL, @p stage is unknown, @p n_classes < 1 for
  *                                    B2/N2, or (implicit initialisation) the sizes' product does
@@ -121,13 +130,14 @@ GTL_API gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_
  * @param[in]     features    n * feature_dim floats (finite).
  * @param[in]     n           batch size, >= 2 (batch norm needs two rows).
  * @param[in]     feature_dim must equal GTL_MODEL_FEATURE_DIM.
- * @param[in]     labels      n labels in [0, C) for B2/N2; may be NULL for B1/N1.
+ * @param[in]     labels      n labels in [0, C) for B2/N2 and for B1/N1 with the
+ *                            classification term; otherwise may be NULL.
  * @param[out]    stats       statistics (see ::gtl_stat), or NULL.
  * @param[in]     n_stats     entries available in @p stats.
  * @retval ::GTL_STATUS_OK            the gradients of the batch are pending.
  * @retval ::GTL_STATUS_INVALID_ARG   a required pointer is NULL, n < 2, @p feature_dim mismatch, a
  *                                    non-finite feature, or labels missing or out of range in
- *                                    B2/N2.
+ *                                    B2/N2 (or in B1/N1 with the classification term).
  * @retval ::GTL_STATUS_BAD_STATE     no stage is set.
  * @retval ::GTL_STATUS_NUMERIC       the loss is NaN or infinite: gradients are zeroed and
  *                                    batch-norm statistics restored; nothing else changed.
@@ -198,7 +208,9 @@ GTL_API gtl_status gtl_model_train_step(gtl_model *model, gtl_optimizer *optimiz
 /**
  * Runs a whole stage over a dataset: gtl_model_set_stage() (with the
  * dataset's class count for B2/N2, labels must be 0..C-1: see
- * gtl_dataset_remap_labels()), then @p epochs epochs of identity batches
+ * gtl_dataset_remap_labels(); B1/N1 with GTL_MODEL_REP_CLS_WEIGHT > 0 take
+ * the dataset's class count for the classification term, class k being the
+ * k-th smallest label, so any labels work), then @p epochs epochs of identity batches
  * (GTL_MODEL_BATCH_CLASSES x GTL_MODEL_BATCH_SAMPLES; an epoch is
  * ceil(size / batch) steps, at least 1).
  *

@@ -7,7 +7,11 @@
  *         "optim.kind", "optim.<KEY>", "optim.step" when an optimizer is saved
  *   tensors every parameter by name (f32), "bn.<layer>.mean|var" (f32),
  *         "rng.state" (4 x i64), "optim.milestones" (i64),
- *         "optim.param_steps" (i64), "optim.m", "optim.v" (f32) */
+ *         "optim.param_steps" (i64), "optim.m", "optim.v" (f32), "optim.live" (i64 0/1 per
+ *         tracked row, when the optimizer has lazy rows)
+ *         and the same under "rep_optim." for the classifier's optimizer of
+ *         B1/N1 with the classification term, when the model is in such a
+ *         stage and has stepped */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,12 +47,22 @@ static gtl__bn_stats *bn_at(gtl_model *m, int i)
     return i == 0 ? &m->head.enc_bn : i == 1 ? &m->head.gen_bn : &m->head.cls_bn;
 }
 
-static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt)
+/* prefix + name into buf (64 bytes). */
+static const char *pk(char *buf, const char *prefix, const char *name)
 {
-    char key[64];
-    gtl_status st = gtl__ckpt_add_meta_i64(w, "optim.kind", opt->cfg.kind);
+    snprintf(buf, 64, "%s%s", prefix, name);
+    return buf;
+}
+
+/* An optimizer's settings and state under keys "<pre>kind", "<pre><KEY>",
+ * ... (pre "optim." for the host's optimizer, "rep_optim." for the
+ * classifier's optimizer of the classification term in B1/N1). */
+static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt, const char *pre)
+{
+    char key[64], kb[64];
+    gtl_status st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "kind"), opt->cfg.kind);
     for (int k = 0; k < GTL__OPTIM_N_PARAMS && st == GTL_STATUS_OK; k++) {
-        snprintf(key, sizeof key, "optim.%s", gtl__optim_param_name((gtl_optim_param)k));
+        snprintf(key, sizeof key, "%s%s", pre, gtl__optim_param_name((gtl_optim_param)k));
         if (gtl__optim_param_is_int((gtl_optim_param)k))
             st = gtl__ckpt_add_meta_i64(w, key, gtl__optim_get_i64(opt, (gtl_optim_param)k));
         else
@@ -56,25 +70,26 @@ static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt)
     }
     int64_t nm = opt->cfg.n_milestones;
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_tensor(w, "optim.milestones", GTL__CKPT_I64, 1, &nm,
+        st = gtl__ckpt_add_tensor(w, pk(kb, pre, "milestones"), GTL__CKPT_I64, 1, &nm,
                                   opt->cfg.milestones);
     gtl__optim_state s;
     gtl__optim_get_state(opt, &s);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_meta_i64(w, "optim.step", s.step);
+        st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "step"), s.step);
     /* Absent moments (before the first step) are stored as empty tensors. */
     int64_t np = s.param_steps ? s.n_params : 0, nt = s.m ? s.n_total : 0,
             nv = s.v ? s.n_total : 0;
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_meta_i64(w, "optim.n_params", s.n_params);
+        st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "n_params"), s.n_params);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_meta_i64(w, "optim.n_total", s.n_total);
+        st = gtl__ckpt_add_meta_i64(w, pk(kb, pre, "n_total"), s.n_total);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_add_tensor(w, "optim.param_steps", GTL__CKPT_I64, 1, &np, s.param_steps);
+        st = gtl__ckpt_add_tensor(w, pk(kb, pre, "param_steps"), GTL__CKPT_I64, 1, &np,
+                                  s.param_steps);
     if (st == GTL_STATUS_OK)
-        st = add_f32(w, "optim.m", 1, &nt, s.m);
+        st = add_f32(w, pk(kb, pre, "m"), 1, &nt, s.m);
     if (st == GTL_STATUS_OK)
-        st = add_f32(w, "optim.v", 1, &nv, s.v);
+        st = add_f32(w, pk(kb, pre, "v"), 1, &nv, s.v);
     if (st == GTL_STATUS_OK && s.live != NULL) {
         /* Lazy rows (docs/optimizers.md): which tracked rows are live. */
         int64_t *live = gtl__malloc((size_t)s.n_rows * sizeof *live);
@@ -82,7 +97,7 @@ static gtl_status save_optimizer(gtl__ckpt_writer *w, const gtl_optimizer *opt)
             return gtl__error(GTL_STATUS_OUT_OF_MEMORY, "gtl_model_save: out of memory");
         for (int64_t r = 0; r < s.n_rows; r++)
             live[r] = s.live[r];
-        st = gtl__ckpt_add_tensor(w, "optim.live", GTL__CKPT_I64, 1, &s.n_rows, live);
+        st = gtl__ckpt_add_tensor(w, pk(kb, pre, "live"), GTL__CKPT_I64, 1, &s.n_rows, live);
         gtl__free(live);
     }
     return st;
@@ -151,7 +166,9 @@ gtl_status gtl_model_save(const gtl_model *model, const gtl_optimizer *optimizer
             st = add_f32(w, key, 1, &b->n, b->var);
     }
     if (st == GTL_STATUS_OK && optimizer != NULL)
-        st = save_optimizer(w, optimizer);
+        st = save_optimizer(w, optimizer, "optim.");
+    if (st == GTL_STATUS_OK && m->rep_cls && m->rep_opt != NULL)
+        st = save_optimizer(w, m->rep_opt, "rep_optim.");
     if (st == GTL_STATUS_OK)
         st = gtl__ckpt_write(w, path);
     gtl__ckpt_writer_destroy(w);
@@ -178,11 +195,13 @@ static gtl_status read_exact(gtl__ckpt_reader *r, const char *path, const char *
     return gtl__ckpt_read_f32(r, name, dst, n);
 }
 
-static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_optimizer **out)
+static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, const char *pre,
+                                 gtl_optimizer **out)
 {
+    char kb[64];
     const char *fn = "gtl_model_load";
     int64_t kind, step, n_params, n_total;
-    gtl_status st = gtl__ckpt_meta_i64(r, "optim.kind", &kind);
+    gtl_status st = gtl__ckpt_meta_i64(r, pk(kb, pre, "kind"), &kind);
     if (st != GTL_STATUS_OK)
         return st;
     if (kind < GTL_OPTIM_ADAM || kind > GTL_OPTIM_SGD)
@@ -198,7 +217,7 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
     uint8_t *live = NULL;
     int64_t n_rows = 0;
     for (int k = 0; k < GTL__OPTIM_N_PARAMS && st == GTL_STATUS_OK; k++) {
-        snprintf(key, sizeof key, "optim.%s", gtl__optim_param_name((gtl_optim_param)k));
+        snprintf(key, sizeof key, "%s%s", pre, gtl__optim_param_name((gtl_optim_param)k));
         if (gtl__optim_param_is_int((gtl_optim_param)k)) {
             int64_t val;
             st = gtl__ckpt_meta_i64(r, key, &val);
@@ -213,27 +232,27 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
         if (st == GTL_STATUS_INVALID_ARG)
             st = gtl__error(GTL_STATUS_FORMAT, "%s: %s", path, gtl__error_message());
     }
-    const gtl__ckpt_tensor_info *ti = gtl__ckpt_find(r, "optim.milestones");
+    const gtl__ckpt_tensor_info *ti = gtl__ckpt_find(r, pk(kb, pre, "milestones"));
     if (st == GTL_STATUS_OK && (ti == NULL || ti->dtype != GTL__CKPT_I64 || ti->nd != 1 ||
                                 ti->ne[0] > GTL_OPTIM_MAX_MILESTONES))
         st = gtl__error(GTL_STATUS_FORMAT, "%s: optim.milestones is missing or malformed", path);
     if (st == GTL_STATUS_OK) {
         int64_t ms[GTL_OPTIM_MAX_MILESTONES];
-        st = gtl__ckpt_read(r, "optim.milestones", ms, sizeof ms);
+        st = gtl__ckpt_read(r, pk(kb, pre, "milestones"), ms, sizeof ms);
         if (st == GTL_STATUS_OK)
             st = gtl__optim_set_milestones(opt, ms, ti->ne[0], fn);
         if (st == GTL_STATUS_INVALID_ARG)
             st = gtl__error(GTL_STATUS_FORMAT, "%s: %s", path, gtl__error_message());
     }
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_meta_i64(r, "optim.step", &step);
+        st = gtl__ckpt_meta_i64(r, pk(kb, pre, "step"), &step);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_meta_i64(r, "optim.n_params", &n_params);
+        st = gtl__ckpt_meta_i64(r, pk(kb, pre, "n_params"), &n_params);
     if (st == GTL_STATUS_OK)
-        st = gtl__ckpt_meta_i64(r, "optim.n_total", &n_total);
-    const gtl__ckpt_tensor_info *tp = gtl__ckpt_find(r, "optim.param_steps");
-    const gtl__ckpt_tensor_info *tm = gtl__ckpt_find(r, "optim.m");
-    const gtl__ckpt_tensor_info *tv = gtl__ckpt_find(r, "optim.v");
+        st = gtl__ckpt_meta_i64(r, pk(kb, pre, "n_total"), &n_total);
+    const gtl__ckpt_tensor_info *tp = gtl__ckpt_find(r, pk(kb, pre, "param_steps"));
+    const gtl__ckpt_tensor_info *tm = gtl__ckpt_find(r, pk(kb, pre, "m"));
+    const gtl__ckpt_tensor_info *tv = gtl__ckpt_find(r, pk(kb, pre, "v"));
     if (st == GTL_STATUS_OK &&
         (tp == NULL || tm == NULL || tv == NULL || tp->dtype != GTL__CKPT_I64 ||
          tm->dtype != GTL__CKPT_F32 || tv->dtype != GTL__CKPT_F32 || tp->nd != 1 ||
@@ -249,18 +268,19 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
             st = gtl__error(GTL_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
     if (st == GTL_STATUS_OK && ibuf)
-        st = gtl__ckpt_read(r, "optim.param_steps", ibuf, (size_t)tp->ne[0] * sizeof(int64_t));
+        st = gtl__ckpt_read(r, pk(kb, pre, "param_steps"), ibuf,
+                            (size_t)tp->ne[0] * sizeof(int64_t));
     if (st == GTL_STATUS_OK && m)
-        st = gtl__ckpt_read_f32(r, "optim.m", m, tm->ne[0]);
+        st = gtl__ckpt_read_f32(r, pk(kb, pre, "m"), m, tm->ne[0]);
     if (st == GTL_STATUS_OK && v)
-        st = gtl__ckpt_read_f32(r, "optim.v", v, tv->ne[0]);
+        st = gtl__ckpt_read_f32(r, pk(kb, pre, "v"), v, tv->ne[0]);
     /* The live rows of lazy updates; absent in files written before them
      * (the optimizer then rebuilds the map from the moments). */
-    const gtl__ckpt_tensor_info *tl = gtl__ckpt_find(r, "optim.live");
+    const gtl__ckpt_tensor_info *tl = gtl__ckpt_find(r, pk(kb, pre, "live"));
     if (st == GTL_STATUS_OK && tl != NULL) {
         if (tl->dtype != GTL__CKPT_I64 || tl->nd != 1 || tl->ne[0] < 1 ||
             tl->ne[0] > n_total)
-            st = gtl__error(GTL_STATUS_FORMAT, "%s: optim.live is malformed", path);
+            st = gtl__error(GTL_STATUS_FORMAT, "%s: %slive is malformed", path, pre);
         if (st == GTL_STATUS_OK) {
             n_rows = tl->ne[0];
             lbuf = gtl__malloc((size_t)n_rows * sizeof *lbuf);
@@ -269,10 +289,10 @@ static gtl_status load_optimizer(gtl__ckpt_reader *r, const char *path, gtl_opti
                 st = gtl__error(GTL_STATUS_OUT_OF_MEMORY, "%s: out of memory", fn);
         }
         if (st == GTL_STATUS_OK)
-            st = gtl__ckpt_read(r, "optim.live", lbuf, (size_t)n_rows * sizeof *lbuf);
+            st = gtl__ckpt_read(r, pk(kb, pre, "live"), lbuf, (size_t)n_rows * sizeof *lbuf);
         for (int64_t k = 0; st == GTL_STATUS_OK && k < n_rows; k++) {
             if (lbuf[k] != 0 && lbuf[k] != 1)
-                st = gtl__error(GTL_STATUS_FORMAT, "%s: optim.live[%lld] is %lld", path,
+                st = gtl__error(GTL_STATUS_FORMAT, "%s: %slive[%lld] is %lld", path, pre,
                                 (long long)k, (long long)lbuf[k]);
             else
                 live[k] = (uint8_t)lbuf[k];
@@ -317,6 +337,10 @@ static gtl_status load_into(gtl_model *m, gtl__ckpt_reader *r, const char *path)
         if (name == NULL)
             continue;
         snprintf(key, sizeof key, "model.%s", name);
+        /* Keys added after format version 1 was first written: a file
+         * without them keeps the defaults. */
+        if (k >= GTL_MODEL_CAPACITY_START_NOVEL && !gtl__ckpt_has_meta(r, key, NULL))
+            continue;
         double v;
         if (is_int) {
             int64_t iv;
@@ -383,6 +407,9 @@ static gtl_status load_into(gtl_model *m, gtl__ckpt_reader *r, const char *path)
         return st;
     m->rng.spare = spare;
     m->rng.has_spare = (int32_t)has_spare;
+    /* B1/N1 with a trainable classifier: the classification term was on. */
+    m->rep_cls = (stage == GTL_STAGE_B1 || stage == GTL_STAGE_N1) &&
+                 ((frozen >> GTL__MOD_CLASSIFIER) & 1) == 0;
     if (stage >= 0) {
         st = gtl__model_configure_stage(m, (gtl_stage)stage);
         if (st != GTL_STATUS_OK)
@@ -393,6 +420,8 @@ static gtl_status load_into(gtl_model *m, gtl__ckpt_reader *r, const char *path)
     for (int i = 0; i < GTL__MOD_COUNT; i++)
         if (((frozen >> i) & 1) != m->head.frozen[i])
             gtl__head_set_frozen(&m->head, (gtl__module)i, (frozen >> i) & 1);
+    if (m->rep_cls)
+        gtl__paramset_set_frozen(&m->head.cls, GTL__P_CLS_CENTERS, true);
     return GTL_STATUS_OK;
 }
 
@@ -417,7 +446,9 @@ gtl_status gtl_model_load(const char *path, gtl_model **out_model, gtl_optimizer
     if (st == GTL_STATUS_OK)
         st = load_into(m, r, path);
     if (st == GTL_STATUS_OK && out_optimizer != NULL && gtl__ckpt_has_meta(r, "optim.kind", NULL))
-        st = load_optimizer(r, path, &opt);
+        st = load_optimizer(r, path, "optim.", &opt);
+    if (st == GTL_STATUS_OK && m->rep_cls && gtl__ckpt_has_meta(r, "rep_optim.kind", NULL))
+        st = load_optimizer(r, path, "rep_optim.", &m->rep_opt);
     gtl__ckpt_close(r);
     if (st != GTL_STATUS_OK) {
         gtl_model_destroy(m);

@@ -54,6 +54,7 @@ gtl_status gtl__model_copy_state(gtl_model *dst, const gtl_model *src, const cha
     dst->head.cfg = src->head.cfg;
     dst->rng = src->rng;
     dst->grads_pending = false;
+    dst->rep_cls = src->rep_cls;
     if (src->stage >= 0) {
         st = gtl__model_configure_stage(dst, (gtl_stage)src->stage);
         if (st != GTL_STATUS_OK)
@@ -66,6 +67,22 @@ gtl_status gtl__model_copy_state(gtl_model *dst, const gtl_model *src, const cha
     for (int i = 0; i < GTL__MOD_COUNT; i++)
         if (dst->head.frozen[i] != src->head.frozen[i])
             gtl__head_set_frozen(&dst->head, (gtl__module)i, src->head.frozen[i]);
+    if (dst->rep_cls)
+        gtl__paramset_set_frozen(&dst->head.cls, GTL__P_CLS_CENTERS, true);
+    /* The classifier's optimizer of the classification term (B1/N1). */
+    gtl__optim_destroy(dst->rep_opt);
+    dst->rep_opt = NULL;
+    if (src->rep_opt != NULL) {
+        st = gtl__optim_create(src->rep_opt->cfg.kind, &dst->rep_opt);
+        if (st != GTL_STATUS_OK)
+            return st;
+        dst->rep_opt->cfg = src->rep_opt->cfg;
+        gtl__optim_state os;
+        gtl__optim_get_state(src->rep_opt, &os);
+        st = gtl__optim_set_state(dst->rep_opt, &os);
+        if (st != GTL_STATUS_OK)
+            return st;
+    }
     return GTL_STATUS_OK;
 }
 

@@ -45,6 +45,8 @@ static const keydef keys[GTL__MODEL_NKEYS] = {
     [GTL_MODEL_WARMUP_EPOCHS] = {"WARMUP_EPOCHS", true, false, false, 0, 1e7, 5},
     [GTL_MODEL_CLIP_NORM] = {"CLIP_NORM", false, false, false, 0, 1e9, 2},
     [GTL_MODEL_CLS_USE_MEAN] = {"CLS_USE_MEAN", true, false, false, 0, 1, 1},
+    [GTL_MODEL_CAPACITY_START_NOVEL] = {"CAPACITY_START_NOVEL", false, false, false, 0, 1, 1},
+    [GTL_MODEL_REP_CLS_WEIGHT] = {"REP_CLS_WEIGHT", false, false, false, 0, 1e6, 1},
 };
 
 const char *gtl__model_key_name(int key, bool *out_is_int)
@@ -102,6 +104,7 @@ void gtl_model_destroy(gtl_model *model)
         gtl__head_fini(&model->head);
     gtl__free(model->frozen_idx);
     gtl__free(model->bn_backup);
+    gtl__optim_destroy(model->rep_opt);
     gtl__tape_destroy(model->tape);
     gtl__ctx_destroy(model->ctx);
     gtl__free(model);

@@ -9,7 +9,7 @@
 #include "head/head.h"
 #include "optim/optim.h"
 
-#define GTL__MODEL_NKEYS 30
+#define GTL__MODEL_NKEYS 32
 
 struct gtl_model {
     int64_t iv[GTL__MODEL_NKEYS];  /* i64 parameters by key */
@@ -27,6 +27,10 @@ struct gtl_model {
     int64_t n_frozen_idx;
     float *bn_backup;              /* batch-norm statistics saved before a step */
     int64_t n_bn_backup;
+    bool rep_cls;                  /* B1/N1 with the classification term: the classifier
+                                      (without its centers) trains beside the body */
+    gtl_optimizer *rep_opt;        /* the classifier's optimizer in such a stage (created
+                                      on first use, settings copied from the host's) */
 };
 
 gtl_status gtl__model_ensure_init(gtl_model *model, const char *fn);

@@ -37,18 +37,19 @@ gtl_status gtl__model_configure_stage(gtl_model *model, gtl_stage stage)
     gtl_status st;
     bool est = h->cfg.estimator;
     bool fr[GTL__MOD_COUNT];
+    bool rep_cls = !cls_stage && model->rep_cls;
     switch (stage) {
     case GTL_STAGE_B1:
         fr[GTL__MOD_ENCODER] = false;
         fr[GTL__MOD_ESTIMATOR] = !est;
         fr[GTL__MOD_GENERATOR] = false;
-        fr[GTL__MOD_CLASSIFIER] = true;
+        fr[GTL__MOD_CLASSIFIER] = !rep_cls;
         break;
     case GTL_STAGE_N1:
         fr[GTL__MOD_ENCODER] = false;
         fr[GTL__MOD_ESTIMATOR] = !est;
         fr[GTL__MOD_GENERATOR] = model->iv[GTL_MODEL_FREEZE_GENERATOR] != 0;
-        fr[GTL__MOD_CLASSIFIER] = true;
+        fr[GTL__MOD_CLASSIFIER] = !rep_cls;
         break;
     default: /* B2, N2 */
         fr[GTL__MOD_ENCODER] = true;
@@ -61,11 +62,19 @@ gtl_status gtl__model_configure_stage(gtl_model *model, gtl_stage stage)
         gtl__head_set_frozen(h, (gtl__module)mod, fr[mod]);
     model->active = cls_stage ? &h->cls : &h->body;
     st = gtl__paramset_alloc_grad(model->active);
+    if (st == GTL_STATUS_OK && rep_cls) {
+        /* The classification term trains projector, BNNeck and classifier;
+         * the centers belong to L_cls only. */
+        gtl__paramset_set_frozen(&h->cls, GTL__P_CLS_CENTERS, true);
+        st = gtl__paramset_alloc_grad(&h->cls);
+    }
     if (st == GTL_STATUS_OK)
         st = build_skip_group(model);
     if (st != GTL_STATUS_OK)
         return st;
     gtl__paramset_zero_grad(model->active);
+    if (rep_cls)
+        gtl__paramset_zero_grad(&h->cls);
     return GTL_STATUS_OK;
 }
 
@@ -82,18 +91,29 @@ gtl_status gtl_model_set_stage(gtl_model *model, gtl_stage stage, int64_t n_clas
         return gtl__error(GTL_STATUS_INVALID_ARG,
                           "gtl_model_set_stage: stage %s needs n_classes >= 1 (got %lld)",
                           stage_name(stage), (long long)n_classes);
+    if (!cls_stage && (n_classes < 0 || n_classes > ((int64_t)1 << 20)))
+        return gtl__error(GTL_STATUS_INVALID_ARG,
+                          "gtl_model_set_stage: n_classes %lld is out of range",
+                          (long long)n_classes);
     gtl_status st = gtl__model_ensure_init(model, "gtl_model_set_stage");
     if (st != GTL_STATUS_OK)
         return st;
     gtl__head *h = &model->head;
-    if (cls_stage) {
+    /* B1/N1 with classes and gamma > 0: the classification term, on a fresh
+     * classifier for those classes. Otherwise L_rep alone (the classifier
+     * stays as it is, frozen). */
+    bool rep_cls = !cls_stage && n_classes >= 1 && model->fv[GTL_MODEL_REP_CLS_WEIGHT] > 0.0f;
+    if (cls_stage || rep_cls) {
         st = gtl__head_reset_classifier(h, n_classes, &model->rng);
         if (st != GTL_STATUS_OK)
             return st;
     }
+    model->rep_cls = rep_cls;
     st = gtl__model_configure_stage(model, stage);
     if (st != GTL_STATUS_OK)
         return st;
+    if (model->rep_opt != NULL)
+        gtl__optim_reset(model->rep_opt);
     model->stage = stage;
     model->stage_step = 0;
     model->grads_pending = false;
@@ -138,7 +158,8 @@ gtl_status gtl_model_forward_backward(gtl_model *model, const float *features, i
                           "%s: feature_dim %lld does not match the model's %lld", fn,
                           (long long)feature_dim, (long long)model->head.cfg.feat_dim);
     bool cls_stage = model->stage == GTL_STAGE_B2 || model->stage == GTL_STAGE_N2;
-    if (cls_stage) {
+    bool rep_cls = !cls_stage && model->rep_cls;
+    if (cls_stage || rep_cls) {
         if (labels == NULL)
             return gtl__error(GTL_STATUS_INVALID_ARG, "%s: stage %s needs labels", fn,
                               stage_name(model->stage));
@@ -164,6 +185,8 @@ gtl_status gtl_model_forward_backward(gtl_model *model, const float *features, i
     t->grad_enabled = true;
     t->training = true;
     gtl__paramset_zero_grad(model->active);
+    if (rep_cls)
+        gtl__paramset_zero_grad(&model->head.cls);
     model->grads_pending = false;
 
     float local[GTL__STAT_COUNT] = {0};
@@ -174,12 +197,17 @@ gtl_status gtl_model_forward_backward(gtl_model *model, const float *features, i
         if (cls_stage)
             st = gtl__head_cls_loss(&model->head, t, x, labels,
                                     model->iv[GTL_MODEL_CLS_USE_MEAN] == 0, &loss, local);
-        else
+        else {
+            bool b1 = model->stage == GTL_STAGE_B1;
+            double c0 = b1 ? 0.0
+                           : (double)model->fv[GTL_MODEL_CAPACITY_START_NOVEL] *
+                                 (double)model->fv[GTL_MODEL_CAPACITY_MAX];
             st = gtl__head_rep_loss(&model->head, t, x, (double)model->stage_step,
-                                    model->stage == GTL_STAGE_B1
-                                        ? model->fv[GTL_MODEL_CAPACITY_RATE_BASE]
-                                        : model->fv[GTL_MODEL_CAPACITY_RATE_NOVEL],
-                                    &loss, local);
+                                    b1 ? model->fv[GTL_MODEL_CAPACITY_RATE_BASE]
+                                       : model->fv[GTL_MODEL_CAPACITY_RATE_NOVEL],
+                                    c0, rep_cls ? labels : NULL,
+                                    model->fv[GTL_MODEL_REP_CLS_WEIGHT], &loss, local);
+        }
     }
     if (st == GTL_STATUS_OK && !isfinite(loss->data[0]))
         st = gtl__error(GTL_STATUS_NUMERIC, "%s: the loss is %s; the step was not taken", fn,
@@ -190,6 +218,8 @@ gtl_status gtl_model_forward_backward(gtl_model *model, const float *features, i
         /* Leave the model as it was: statistics, gradients and noise state. */
         bn_save(model, true);
         gtl__paramset_zero_grad(model->active);
+        if (rep_cls)
+            gtl__paramset_zero_grad(&model->head.cls);
         model->rng = rng0;
         gtl__tape_reset(t);
         return st;
@@ -227,11 +257,40 @@ gtl_status gtl_model_apply(gtl_model *model, gtl_optimizer *optimizer, float *ou
         gtl__log(GTL_LOG_INFO, "%s: the optimizer's state was for other parameters; reset", fn);
         gtl__optim_reset(optimizer);
     }
+    gtl__paramset *cps = model->rep_cls && !cls_stage ? &model->head.cls : NULL;
+    if (cps != NULL) {
+        for (int64_t i = 0; i < cps->n_total; i++)
+            if (!isfinite(cps->grad[i]))
+                return gtl__error(GTL_STATUS_NUMERIC,
+                                  "%s: non-finite classifier gradient; nothing changed", fn);
+        if (model->rep_opt != NULL && model->rep_opt->cfg.kind != optimizer->cfg.kind) {
+            gtl__optim_destroy(model->rep_opt);
+            model->rep_opt = NULL;
+        }
+        if (model->rep_opt == NULL) {
+            gtl_status st = gtl__optim_create(optimizer->cfg.kind, &model->rep_opt);
+            if (st != GTL_STATUS_OK)
+                return st;
+        }
+    }
     gtl__optim_group skip = {model->frozen_idx, model->n_frozen_idx, 1.0f, -1.0f, true};
     float norm = 0.0f;
+    int64_t step0 = optimizer->step;
     gtl_status st = gtl__optim_step(optimizer, ps, &skip, model->n_frozen_idx > 0 ? 1 : 0, &norm);
     if (st != GTL_STATUS_OK)
         return st;
+    if (cps != NULL) {
+        /* The classifier of the classification term: the host optimizer's
+         * settings and schedule position, its own moments, and no clipping
+         * (the reference code clips the model's parameters only). */
+        gtl_optimizer *co = model->rep_opt;
+        co->cfg = optimizer->cfg;
+        co->cfg.clip_norm = 0.0f;
+        co->step = step0;
+        st = gtl__optim_step(co, cps, NULL, 0, NULL);
+        if (st != GTL_STATUS_OK)
+            return st;
+    }
     if (centers != NULL) {
         /* Centers: plain SGD at their own rate, undoing the loss weight as the
          * reference implementation does. */
@@ -296,15 +355,32 @@ static gtl_status check_dataset(gtl_model *m, const gtl_dataset *data, bool cls,
     return GTL_STATUS_OK;
 }
 
+/* Position of label y among the dataset's sorted distinct labels. */
+static int64_t class_index(const gtl_dataset *data, int64_t y)
+{
+    int64_t lo = 0, hi = data->n_cls - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (data->cls_label[mid] < y)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static gtl_status run_stage(gtl_model *m, gtl_optimizer *opt, gtl_stage stage,
                             const gtl_dataset *data, int64_t epochs, gtl_progress_fn progress,
                             void *user_data, const char *fn)
 {
     bool cls = stage == GTL_STAGE_B2 || stage == GTL_STAGE_N2;
+    /* B1/N1 use the labels too when the classification term is on: class
+     * k of the term is the k-th smallest label, so any labels work. */
+    bool rep_cls = !cls && m->fv[GTL_MODEL_REP_CLS_WEIGHT] > 0.0f;
     gtl_status st = check_dataset(m, data, cls, fn);
     if (st != GTL_STATUS_OK)
         return st;
-    st = gtl_model_set_stage(m, stage, cls ? data->n_cls : 0);
+    st = gtl_model_set_stage(m, stage, cls || rep_cls ? data->n_cls : 0);
     if (st != GTL_STATUS_OK)
         return st;
     int64_t p = m->iv[GTL_MODEL_BATCH_CLASSES], k = m->iv[GTL_MODEL_BATCH_SAMPLES];
@@ -333,10 +409,10 @@ static gtl_status run_stage(gtl_model *m, gtl_optimizer *opt, gtl_stage stage,
         for (int64_t i = 0; i < nb; i++) {
             memcpy(x + i * data->dim, data->x + idx[i] * data->dim,
                    (size_t)data->dim * sizeof(float));
-            y[i] = data->y[idx[i]];
+            y[i] = rep_cls ? class_index(data, data->y[idx[i]]) : data->y[idx[i]];
         }
         float stats[GTL__STAT_COUNT];
-        st = gtl_model_train_step(m, opt, x, nb, data->dim, cls ? y : NULL, stats,
+        st = gtl_model_train_step(m, opt, x, nb, data->dim, cls || rep_cls ? y : NULL, stats,
                                   GTL__STAT_COUNT);
         if (st == GTL_STATUS_NUMERIC) {
             n_skipped++;

@@ -384,8 +384,24 @@ gtl_status gtl__head_classify(gtl__head *head, gtl__tape *tape, gtl__tensor *z_c
 
 /* ---- losses ---- */
 
+/* Accuracy of argmax(logits) against labels. */
+static float batch_accuracy(const gtl__tensor *logits, const int64_t *labels)
+{
+    int64_t n = logits->ne[0], C = logits->ne[1], correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *row = logits->data + i * C;
+        int64_t best = 0;
+        for (int64_t k = 1; k < C; k++)
+            if (row[k] > row[best])
+                best = k;
+        correct += best == labels[i];
+    }
+    return n > 0 ? (float)correct / (float)n : 0.0f;
+}
+
 gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, double step,
-                              float r, gtl__tensor **out_loss, float *stats)
+                              float r, double c0, const int64_t *labels, float gamma,
+                              gtl__tensor **out_loss, float *stats)
 {
     const gtl__head_config *c = &head->cfg;
     gtl__enc_out e;
@@ -400,7 +416,9 @@ gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, 
         st = gtl__op_mse(tape, xhat, x, &mse);
     if (st == GTL_STATUS_OK)
         st = gtl__op_kl_normal(tape, e.mu, e.logvar, &kl);
-    double ct = fmin((double)c->c_max, (double)r * step / (double)c->c_iters);
+    /* c0 = 0 adds an exact 0.0: B1 (and N1 with CAPACITY_START_NOVEL 0) is
+     * bit-identical to the plain schedule. */
+    double ct = fmin((double)c->c_max, c0 + (double)r * step / (double)c->c_iters);
     if (st == GTL_STATUS_OK)
         st = gtl__op_scale(tape, kl, 1.0f, (float)-ct, &dev);
     if (st == GTL_STATUS_OK)
@@ -409,6 +427,16 @@ gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, 
         st = gtl__op_scale(tape, dev, c->beta, 0.0f, &dev);
     if (st == GTL_STATUS_OK)
         st = gtl__op_add(tape, mse, dev, &loss);
+    /* The reference code's classification term on the sampled z_c. */
+    gtl__tensor *f, *logits = NULL, *ce = NULL, *wce;
+    if (st == GTL_STATUS_OK && labels != NULL)
+        st = gtl__head_classify(head, tape, e.z_c, &f, &logits);
+    if (st == GTL_STATUS_OK && labels != NULL)
+        st = gtl__op_cross_entropy(tape, logits, labels, &ce);
+    if (st == GTL_STATUS_OK && labels != NULL)
+        st = gtl__op_scale(tape, ce, gamma, 0.0f, &wce);
+    if (st == GTL_STATUS_OK && labels != NULL)
+        st = gtl__op_add(tape, loss, wce, &loss);
     if (st != GTL_STATUS_OK)
         return st;
     if (stats != NULL) {
@@ -416,6 +444,10 @@ gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, 
         stats[GTL__STAT_MSE] = mse->data[0];
         stats[GTL__STAT_KL] = kl->data[0];
         stats[GTL__STAT_CAPACITY] = (float)ct;
+        if (ce != NULL) {
+            stats[GTL__STAT_CE] = ce->data[0];
+            stats[GTL__STAT_ACCURACY] = batch_accuracy(logits, labels);
+        }
     }
     *out_loss = loss;
     return GTL_STATUS_OK;
@@ -452,20 +484,11 @@ gtl_status gtl__head_cls_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x,
     if (st != GTL_STATUS_OK)
         return st;
     if (stats != NULL) {
-        int64_t n = logits->ne[0], C = logits->ne[1], correct = 0;
-        for (int64_t i = 0; i < n; i++) {
-            const float *row = logits->data + i * C;
-            int64_t best = 0;
-            for (int64_t k = 1; k < C; k++)
-                if (row[k] > row[best])
-                    best = k;
-            correct += best == labels[i];
-        }
         stats[GTL__STAT_LOSS] = loss->data[0];
         stats[GTL__STAT_CE] = ce->data[0];
         stats[GTL__STAT_TRIPLET] = tri->data[0];
         stats[GTL__STAT_CENTER] = cen->data[0];
-        stats[GTL__STAT_ACCURACY] = n > 0 ? (float)correct / (float)n : 0.0f;
+        stats[GTL__STAT_ACCURACY] = batch_accuracy(logits, labels);
     }
     *out_loss = loss;
     return GTL_STATUS_OK;

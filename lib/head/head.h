@@ -124,9 +124,13 @@ enum {
     GTL__STAT_COUNT = 10
 };
 
-/* L_rep = MSE(x_hat, x) + beta |KL - C_t|, C_t = min(C_max, r t / T_c). */
+/* L_rep = MSE(x_hat, x) + beta |KL - C_t|, C_t = min(C_max, c0 + r t / T_c)
+ * (c0 = 0 in B1; N1 may start higher, docs/method.md). With labels (not NULL)
+ * the classification term gamma CE(classifier(z_c), y) is added, z_c the
+ * sampled concept the generator reads (stats: CE and ACCURACY too). */
 gtl_status gtl__head_rep_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x, double step,
-                              float r, gtl__tensor **out_loss, float *stats);
+                              float r, double c0, const int64_t *labels, float gamma,
+                              gtl__tensor **out_loss, float *stats);
 /* L_cls = w_ce CE + w_tri triplet(f) + w_center center(f); z_c = mu_c, or a
  * reparameterised sample when sample_z (and the encoder trains). */
 gtl_status gtl__head_cls_loss(gtl__head *head, gtl__tape *tape, gtl__tensor *x,

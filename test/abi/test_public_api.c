@@ -101,7 +101,8 @@ _Static_assert(GTL_MODEL_CE_WEIGHT == 15 && GTL_MODEL_TRIPLET_WEIGHT == 16 &&
                    GTL_MODEL_BATCH_SAMPLES == 21 && GTL_MODEL_N1_EPOCHS == 22 &&
                    GTL_MODEL_N2_EPOCHS == 23 && GTL_MODEL_N1_LR == 24 && GTL_MODEL_N2_LR == 25 &&
                    GTL_MODEL_WEIGHT_DECAY == 26 && GTL_MODEL_WARMUP_EPOCHS == 27 &&
-                   GTL_MODEL_CLIP_NORM == 28 && GTL_MODEL_CLS_USE_MEAN == 29,
+                   GTL_MODEL_CLIP_NORM == 28 && GTL_MODEL_CLS_USE_MEAN == 29 &&
+                   GTL_MODEL_CAPACITY_START_NOVEL == 30 && GTL_MODEL_REP_CLS_WEIGHT == 31,
                "model parameter keys are ABI");
 _Static_assert(GTL_OPTIM_ADAM == 0 && GTL_OPTIM_ADAMW == 1 && GTL_OPTIM_SGD == 2,
                "optimizer kinds are ABI");
@@ -1205,7 +1206,8 @@ static void check_model_params(void)
                 {GTL_MODEL_TRIPLET_WEIGHT, 1.0f},  {GTL_MODEL_CENTER_WEIGHT, 1.0f},
                 {GTL_MODEL_CENTER_LR, 0.5f},       {GTL_MODEL_N1_LR, 1e-3f},
                 {GTL_MODEL_N2_LR, 1e-3f},          {GTL_MODEL_WEIGHT_DECAY, 1e-4f},
-                {GTL_MODEL_CLIP_NORM, 2.0f}};
+                {GTL_MODEL_CLIP_NORM, 2.0f},       {GTL_MODEL_CAPACITY_START_NOVEL, 1.0f},
+                {GTL_MODEL_REP_CLS_WEIGHT, 1.0f}};
     for (size_t i = 0; i < sizeof fdef / sizeof fdef[0]; i++) {
         float v = -1.0f;
         CHECK_OK(p_model_get_f32(m, fdef[i].key, &v));
@@ -1213,7 +1215,7 @@ static void check_model_params(void)
     }
 
     /* Bounds of every key; the type they report matches the getters. */
-    for (int k = GTL_MODEL_FEATURE_DIM; k <= GTL_MODEL_CLS_USE_MEAN; k++) {
+    for (int k = GTL_MODEL_FEATURE_DIM; k <= GTL_MODEL_REP_CLS_WEIGHT; k++) {
         double lo = -5, hi = -5;
         int32_t is_int = -1;
         CHECK_OK(p_model_param_bounds((gtl_model_param)k, &lo, &hi, &is_int));
@@ -1235,7 +1237,7 @@ static void check_model_params(void)
     CHECK(is_int == 0 && lo == 0 && hi < 1);
     lo = hi = -5;
     is_int = -1;
-    CHECK_FAIL(gtl_model_param_bounds((gtl_model_param)30, &lo, &hi, &is_int),
+    CHECK_FAIL(gtl_model_param_bounds((gtl_model_param)32, &lo, &hi, &is_int),
                GTL_STATUS_INVALID_ARG, "gtl_model_param_bounds");
     CHECK(lo == 0 && hi == 0 && is_int == 0);
     CHECK_FAIL(gtl_model_param_bounds((gtl_model_param)-1, &lo, &hi, &is_int),
@@ -1257,7 +1259,7 @@ static void check_model_params(void)
                "gtl_model_get_i64");
     CHECK(iv == 0);
     iv = 7;
-    CHECK_FAIL(gtl_model_get_i64(m, (gtl_model_param)30, &iv), GTL_STATUS_INVALID_ARG,
+    CHECK_FAIL(gtl_model_get_i64(m, (gtl_model_param)32, &iv), GTL_STATUS_INVALID_ARG,
                "gtl_model_get_i64");
     CHECK(iv == 0);
     iv = 7;
@@ -1288,7 +1290,7 @@ static void check_model_params(void)
                "ESTIMATOR");
     CHECK_FAIL(gtl_model_set_i64(m, GTL_MODEL_BETA, 1), GTL_STATUS_INVALID_ARG,
                "gtl_model_set_f32");
-    CHECK_FAIL(gtl_model_set_i64(m, (gtl_model_param)30, 1), GTL_STATUS_INVALID_ARG,
+    CHECK_FAIL(gtl_model_set_i64(m, (gtl_model_param)32, 1), GTL_STATUS_INVALID_ARG,
                "gtl_model_set_i64");
     CHECK_FAIL(p_model_set_i64(NULL, GTL_MODEL_SEED, 1), GTL_STATUS_INVALID_ARG,
                "gtl_model_set_i64");
@@ -1303,7 +1305,7 @@ static void check_model_params(void)
     CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_BETA, -1.0f), GTL_STATUS_INVALID_ARG, "BETA");
     CHECK_FAIL(gtl_model_set_f32(m, GTL_MODEL_SEED, 1.0f), GTL_STATUS_INVALID_ARG,
                "gtl_model_set_i64");
-    CHECK_FAIL(gtl_model_set_f32(m, (gtl_model_param)30, 1.0f), GTL_STATUS_INVALID_ARG,
+    CHECK_FAIL(gtl_model_set_f32(m, (gtl_model_param)32, 1.0f), GTL_STATUS_INVALID_ARG,
                "gtl_model_set_f32");
     CHECK_FAIL(p_model_set_f32(NULL, GTL_MODEL_BETA, 1.0f), GTL_STATUS_INVALID_ARG,
                "gtl_model_set_f32");
@@ -1800,8 +1802,10 @@ static void check_stages(void)
                GTL_STATUS_CANCELLED, "cancelled");
     CHECK(pl.n_calls == 2 && pl.n_steps == 6 && pl.bad == 0);
     CHECK(opt_steps(opt) == 8);
-    float probs[8 * 2];
-    CHECK_OK(gtl_model_predict(m, base_x, 8, FD, NULL, probs, 16));
+    /* B1's classification term (GTL_MODEL_REP_CLS_WEIGHT 1) trained a
+     * classifier for the 4 classes. */
+    float probs[8 * 4];
+    CHECK_OK(gtl_model_predict(m, base_x, 8, FD, NULL, probs, 32));
 
     /* B2 after remapping. */
     CHECK_OK(gtl_dataset_remap_labels(ds, NULL, 0, NULL));

@@ -22,6 +22,14 @@ one phase does not leak into the next):
   n2   stage N2 (new classifier, encoder/estimator/generator frozen: batch
        norm on the running statistics that b1 and b1b left behind)
 
+With "p3." records (the classification-term case of the C test) instead:
+  b1c  B1 with the classification term gamma CE(classifier(z_c), y) on the
+       sampled z_c ("cfg.gamma"; a fresh classifier for C classes, trained:
+       BNNeck in training mode), t = 0
+  n1c  N1 from the C parameters "p4." (a fresh classifier again): generator
+       frozen (batch norm on the running statistics b1c left), the term, and
+       C_t = min(C_max, s C_max + r_novel t / T_c) at t = 0 ("cfg.c_start")
+
 OUT.bin holds float64 arrays: "<phase>.stats", "<phase>.grad.<name>",
 "<phase>.bn.<layer>.mean|var" (running statistics after the phase),
 "adam.<name>", "adam.grad_norm".
@@ -165,6 +173,22 @@ class Head:
         return Fn.linear(torch.cat([zm, u], 1), p["estimator.fuse.weight"],
                          p["estimator.fuse.bias"])
 
+    def rep_cls_loss(self, x, eps, ct, y, gamma, gen_training):
+        """L_rep + gamma CE(classifier(z_c), y), z_c the sampled concept."""
+        p = self.p
+        mu, lv, zc, zm = self.encode(x, True, eps)
+        zt = self.disturb(x, zm)
+        xh = self.generate(zc, zt, gen_training)
+        mse = ((xh - x) ** 2).mean()
+        kl = (-0.5 * (1 + lv - mu ** 2 - torch.exp(lv))).sum(1).mean()
+        f = Fn.linear(zc, p["classifier.proj.weight"])
+        b = self.bnorm("cls", f, p["classifier.bn.weight"], p["classifier.bn.bias"], True)
+        logits = Fn.linear(b, p["classifier.fc.weight"])
+        ce = Fn.cross_entropy(logits, y)
+        loss = mse + self.c["beta"] * (kl - ct).abs() + gamma * ce
+        acc = (logits.argmax(1) == y).to(x.dtype).mean()
+        return loss, [loss, mse, kl, ct, ce, acc]
+
     def generate(self, zc, zt, training):
         p = self.p
         h = Fn.linear(torch.cat([zc, zt], 1), p["generator.fc1.weight"], p["generator.fc1.bias"])
@@ -219,6 +243,11 @@ def main():
         for layer in layers:
             out.append(("%s.bn.%s.mean" % (phase, layer), head.bn[layer][0].tolist()))
             out.append(("%s.bn.%s.var" % (phase, layer), head.bn[layer][1].tolist()))
+
+    if "cfg.gamma" in r:
+        rep_cls_phases(cfg, r, x, y, dtype, params, trainable_body, emit_bn, out)
+        write_records(outp, out)
+        return
 
     # ---- b1: B1 forward/backward at t = 0 ----
     head = Head(cfg, params("p0."), dtype)
@@ -285,6 +314,37 @@ def main():
     emit_bn("n2", head, ("enc", "gen", "cls"))
 
     write_records(outp, out)
+
+
+def rep_cls_phases(cfg, r, x, y, dtype, params, trainable_body, emit_bn, out):
+    N, Z = cfg["N"], cfg["Nc"] + cfg["Nm"]
+    gamma = cfg["gamma"]
+    trained_cls = [k for k in CLS if k != "classifier.centers"]
+    # ---- b1c: B1 with the classification term, t = 0 ----
+    head = Head(cfg, params("p3."), dtype)
+    eps = torch.tensor(r["eps.b1c"], dtype=dtype).reshape(N, Z)
+    ct = min(cfg["c_max"], cfg["r_base"] * 0 / cfg["c_iters"])
+    loss, stats = head.rep_cls_loss(x, eps, ct, y, gamma, True)
+    loss.backward()
+    out.append(("b1c.stats", [float(s) for s in stats]))
+    for k in trainable_body() + trained_cls:
+        out.append(("b1c.grad." + k, head.p[k].grad.flatten().tolist()))
+    emit_bn("b1c", head, ("enc", "gen", "cls"))
+    # ---- n1c: N1 (generator frozen) with the term and the capacity start ----
+    F = cfg["F"]
+    bn = {k: [t.clone() for t in v] for k, v in head.bn.items()}
+    bn["cls"] = [torch.zeros(F, dtype=dtype), torch.ones(F, dtype=dtype)]
+    head = Head(cfg, params("p4."), dtype, bn)
+    eps = torch.tensor(r["eps.n1c"], dtype=dtype).reshape(N, Z)
+    ct = min(cfg["c_max"], cfg["c_start"] * cfg["c_max"] + cfg["r_novel"] * 0 / cfg["c_iters"])
+    loss, stats = head.rep_cls_loss(x, eps, ct, y, gamma, False)
+    loss.backward()
+    out.append(("n1c.stats", [float(s) for s in stats]))
+    for k in trainable_body() + trained_cls:
+        if k.startswith("generator."):
+            continue
+        out.append(("n1c.grad." + k, head.p[k].grad.flatten().tolist()))
+    emit_bn("n1c", head, ("enc", "gen", "cls"))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "api/api_model.h"
@@ -845,6 +846,94 @@ static void test_success_clears_last_error(void **state)
     gtl_model_destroy(m);
 }
 
+/* B1/N1 with the classification term: set_stage(B1, C) with gamma > 0 gives
+ * a fresh C-class classifier that trains beside the body (the centers stay
+ * as they are); a clone (and a checkpoint) taken mid-stage continues
+ * bit-identically, the classifier's optimizer state included; with gamma 0
+ * the classifier is neither replaced nor trained; labels are required. */
+static void test_rep_cls_term(void **state)
+{
+    (void)state;
+    enum { N = 16, C = 4 };
+    float x[N * F];
+    int64_t y[N];
+    gtl_model *m = make_default();
+    OK(gtl_model_set_f32(m, GTL_MODEL_REP_CLS_WEIGHT, 1.0f));
+    gtl_optimizer *opt = adam(1e-2f);
+    OK(gtl_model_set_stage(m, GTL_STAGE_B1, C));
+    int64_t nc = 0;
+    OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &nc));
+    assert_int_equal(nc, C);
+    batch(5, x, y, N, F, C);
+    assert_int_equal(gtl_model_train_step(m, opt, x, N, F, NULL, NULL, 0),
+                     GTL_STATUS_INVALID_ARG);
+    snapshot s0, s1, s2, s3;
+    take(m, &s0);
+    float stats[GTL_STAT_COUNT];
+    for (int k = 0; k < 2; k++) {
+        batch(10 + (uint64_t)k, x, y, N, F, C);
+        OK(gtl_model_train_step(m, opt, x, N, F, y, stats, GTL_STAT_COUNT));
+        assert_true(stats[GTL_STAT_CE] > 0.0f);
+    }
+    take(m, &s1);
+    for (int64_t i = 0; i < s0.nt; i++) {
+        bool centers = strcmp(s0.name[i], "classifier.centers") == 0;
+        assert_int_equal(s0.trainable[i], !centers);
+        if (centers != same_tensor(&s0, &s1, i))
+            fail_msg("%s: %s", s0.name[i], centers ? "changed" : "did not train");
+    }
+    /* Clone and checkpoint mid-stage: the same two steps on both. */
+    gtl_model *c = NULL, *l = NULL;
+    gtl_optimizer *opt_c = NULL, *opt_l = NULL;
+    OK(gtl_model_clone(m, &c));
+    char path[] = "/tmp/gtl_test_rep_cls_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    OK(gtl_model_save(m, opt, path));
+    OK(gtl_model_load(path, &l, &opt_l));
+    gtl_model *tmp = NULL;
+    OK(gtl_model_load(path, &tmp, &opt_c)); /* a copy of opt for the clone */
+    gtl_model_destroy(tmp);
+    unlink(path);
+    for (int k = 0; k < 2; k++) {
+        batch(20 + (uint64_t)k, x, y, N, F, C);
+        OK(gtl_model_train_step(m, opt, x, N, F, y, NULL, 0));
+        OK(gtl_model_train_step(c, opt_c, x, N, F, y, NULL, 0));
+        OK(gtl_model_train_step(l, opt_l, x, N, F, y, NULL, 0));
+    }
+    take(m, &s2);
+    take(c, &s3);
+    assert_same(&s2, &s3, "clone mid-B1 with the classification term");
+    drop(&s3);
+    take(l, &s3);
+    assert_same(&s2, &s3, "checkpoint mid-B1 with the classification term");
+    drop(&s3);
+    /* gamma 0: the classifier is kept and frozen. */
+    OK(gtl_model_set_f32(m, GTL_MODEL_REP_CLS_WEIGHT, 0.0f));
+    OK(gtl_model_set_stage(m, GTL_STAGE_N1, C + 1));
+    OK(gtl_model_get_i64(m, GTL_MODEL_NUM_CLASSES, &nc));
+    assert_int_equal(nc, C);
+    take(m, &s3);
+    OK(gtl_model_train_step(m, opt, x, N, F, NULL, stats, GTL_STAT_COUNT));
+    assert_true(stats[GTL_STAT_CE] == 0.0f);
+    drop(&s2);
+    take(m, &s2);
+    for (int64_t i = 0; i < s2.nt; i++)
+        if (strncmp(s2.name[i], "classifier.", 11) == 0 && !same_tensor(&s2, &s3, i))
+            fail_msg("N1 with gamma 0: %s changed", s2.name[i]);
+    drop(&s0);
+    drop(&s1);
+    drop(&s2);
+    drop(&s3);
+    gtl_optimizer_destroy(opt);
+    gtl_optimizer_destroy(opt_c);
+    gtl_optimizer_destroy(opt_l);
+    gtl_model_destroy(c);
+    gtl_model_destroy(l);
+    gtl_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -859,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_zero_alloc_steady_state),
         cmocka_unit_test(test_progress_and_cancel),
         cmocka_unit_test(test_success_clears_last_error),
+        cmocka_unit_test(test_rep_cls_term),
     };
     if (getenv("GTL_TEST_FILTER") != NULL)
         cmocka_set_test_filter(getenv("GTL_TEST_FILTER"));

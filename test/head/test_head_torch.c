@@ -14,6 +14,16 @@
  *        statistics the B1 steps left, so these are checked too.
  * Twice: estimator on and estimator off (then its tensors must stay frozen).
  *
+ * The classification term (GTL_MODEL_REP_CLS_WEIGHT gamma > 0) and the N1
+ * capacity start (GTL_MODEL_CAPACITY_START_NOVEL s), on a second model:
+ *   b1c  set_stage(B1, 4): loss terms (L, MSE, KL, C_t, CE, accuracy) and
+ *        every gradient, body and classifier (projector, BNNeck, fc; the
+ *        centers stay frozen), with gamma = 0.7, t = 0;
+ *   n1c  set_stage(N1, 4): the same with the generator frozen (zero
+ *        gradients, batch norm on the statistics b1c left) and
+ *        C_t = s C_max = 30 at t = 0 (s = 0.3).
+ * Estimator on and off.
+ *
  * The noise: with dropout 0 the only random draws of a B1 step are the
  * reparameterisation normals, N * (Nc + Nm) calls of gtl__rng_normal on the
  * model's RNG in row-major order. The test copies the RNG before the step,
@@ -528,6 +538,164 @@ static void run_case(int estimator)
     }
 }
 
+/* Widens the fresh classifier (see the n2 phase) so its gradients have signal. */
+static void widen_fc(gtl_model *m, gtl__rng *dr)
+{
+    tinfo ti[64];
+    int64_t nt = read_infos(m, ti, 64);
+    for (int64_t i = 0; i < nt; i++)
+        if (strcmp(ti[i].name, "classifier.fc.weight") == 0) {
+            float wfc[NCLS * F];
+            gtl__rng_fill_normal(dr, wfc, NCLS * F, 0.0f, 0.3f);
+            assert_int_equal(gtl_model_tensor_set(m, i, wfc, NCLS * F), GTL_STATUS_OK);
+        }
+}
+
+static void run_rep_cls_case(int estimator)
+{
+    if (!torch_available())
+        skip();
+    printf("classification term, estimator %s\n", estimator ? "on" : "off");
+    char dir[] = "/tmp/gtl_head_torch_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char in_path[256], out_path[256], cmd[1024];
+    snprintf(in_path, sizeof in_path, "%s/in.bin", dir);
+    snprintf(out_path, sizeof out_path, "%s/out.bin", dir);
+    FILE *f = fopen(in_path, "wb");
+    assert_non_null(f);
+
+    const float gamma = 0.7f, c_start = 0.3f;
+    gtl_model *m = make_model(estimator);
+    assert_int_equal(gtl_model_set_f32(m, GTL_MODEL_REP_CLS_WEIGHT, gamma), GTL_STATUS_OK);
+    assert_int_equal(gtl_model_set_f32(m, GTL_MODEL_CAPACITY_START_NOVEL, c_start),
+                     GTL_STATUS_OK);
+    static float x[NB * F];
+    const int64_t y[NB] = {0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 1, 0};
+    gtl__rng dr;
+    gtl__rng_seed(&dr, 77);
+    gtl__rng_fill_uniform(&dr, x, NB * F, -1.0f, 1.0f);
+    put_scalar(f, "cfg.F", F);
+    put_scalar(f, "cfg.H", H);
+    put_scalar(f, "cfg.Nc", NC);
+    put_scalar(f, "cfg.Nm", NM);
+    put_scalar(f, "cfg.d", D);
+    put_scalar(f, "cfg.C", NCLS);
+    put_scalar(f, "cfg.N", NB);
+    put_scalar(f, "cfg.estimator", estimator);
+    put_scalar(f, "cfg.bn_momentum", 0.1f);
+    put_scalar(f, "cfg.bn_eps", 1e-5f);
+    float fv;
+    gtl_model_get_f32(m, GTL_MODEL_BETA, &fv);
+    put_scalar(f, "cfg.beta", fv);
+    gtl_model_get_f32(m, GTL_MODEL_CAPACITY_MAX, &fv);
+    put_scalar(f, "cfg.c_max", fv);
+    gtl_model_get_f32(m, GTL_MODEL_CAPACITY_ITERS, &fv);
+    put_scalar(f, "cfg.c_iters", fv);
+    gtl_model_get_f32(m, GTL_MODEL_CAPACITY_RATE_BASE, &fv);
+    put_scalar(f, "cfg.r_base", fv);
+    gtl_model_get_f32(m, GTL_MODEL_CAPACITY_RATE_NOVEL, &fv);
+    put_scalar(f, "cfg.r_novel", fv);
+    gtl_model_get_f32(m, GTL_MODEL_TRIPLET_MARGIN, &fv);
+    put_scalar(f, "cfg.margin", fv);
+    put_scalar(f, "cfg.gamma", gamma);
+    put_scalar(f, "cfg.c_start", c_start);
+    put(f, "x", DT_F32, NB * F, x);
+    put(f, "labels", DT_I64, NB, y);
+
+    tinfo ti_b1[64], ti_n1[64];
+    int64_t nt;
+    static float eps[NB * Z];
+    phase_out b1c = {0}, n1c = {0};
+    snap_bn bn_b1c, bn_n1c;
+
+    /* ---- b1c ---- */
+    assert_int_equal(gtl_model_set_stage(m, GTL_STAGE_B1, NCLS), GTL_STATUS_OK);
+    widen_fc(m, &dr);
+    dump_tensors(f, m, "p3.", 0, false);
+    nt = read_infos(m, ti_b1, 64);
+    /* Labels are required with the term. */
+    assert_int_equal(gtl_model_forward_backward(m, x, NB, F, NULL, NULL, 0),
+                     GTL_STATUS_INVALID_ARG);
+    fb_with_noise(m, x, y, b1c.stats, eps);
+    put(f, "eps.b1c", DT_F32, NB * Z, eps);
+    snap(m, &bn_b1c);
+    for (int64_t i = 0; i < nt; i++) {
+        b1c.grad[i] = get_tensor(m, i, ti_b1[i].numel, 1);
+        bool est = strncmp(ti_b1[i].name, "estimator.", 10) == 0;
+        bool centers = strcmp(ti_b1[i].name, "classifier.centers") == 0;
+        /* B1 with the term: body and classifier train, the centers do not. */
+        assert_int_equal(ti_b1[i].trainable, !centers && (estimator || !est));
+    }
+
+    /* ---- n1c ---- */
+    assert_int_equal(gtl_model_set_stage(m, GTL_STAGE_N1, NCLS), GTL_STATUS_OK);
+    widen_fc(m, &dr);
+    dump_tensors(f, m, "p4.", 0, false);
+    nt = read_infos(m, ti_n1, 64);
+    fb_with_noise(m, x, y, n1c.stats, eps);
+    put(f, "eps.n1c", DT_F32, NB * Z, eps);
+    snap(m, &bn_n1c);
+    for (int64_t i = 0; i < nt; i++) {
+        n1c.grad[i] = get_tensor(m, i, ti_n1[i].numel, 1);
+        bool est = strncmp(ti_n1[i].name, "estimator.", 10) == 0;
+        bool gen = strncmp(ti_n1[i].name, "generator.", 10) == 0;
+        bool centers = strcmp(ti_n1[i].name, "classifier.centers") == 0;
+        assert_int_equal(ti_n1[i].trainable, !centers && !gen && (estimator || !est));
+    }
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(gtl__ctx_num_hot_ref(m->ctx), 0);
+
+    snprintf(cmd, sizeof cmd, PYTHON " %s %s %s float64", HEAD_REF_PY, in_path, out_path);
+    int rc = system(cmd);
+    assert_true(rc != -1 && WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+    recs rs;
+    read_recs(out_path, &rs);
+
+    const phase_out *ph[2] = {&b1c, &n1c};
+    const char *names[2] = {"b1c", "n1c"};
+    const tinfo *tis[2] = {ti_b1, ti_n1};
+    const snap_bn *bns[2] = {&bn_b1c, &bn_n1c};
+    for (int k = 0; k < 2; k++) {
+        const float *st = ph[k]->stats;
+        printf(" %s: loss %.6g mse %.6g kl %.6g C_t %g ce %.6g acc %.3g\n", names[k],
+               (double)st[GTL_STAT_LOSS], (double)st[GTL_STAT_MSE], (double)st[GTL_STAT_KL],
+               (double)st[GTL_STAT_CAPACITY], (double)st[GTL_STAT_CE],
+               (double)st[GTL_STAT_ACCURACY]);
+        float s6[6] = {st[GTL_STAT_LOSS], st[GTL_STAT_MSE], st[GTL_STAT_KL],
+                       st[GTL_STAT_CAPACITY], st[GTL_STAT_CE], st[GTL_STAT_ACCURACY]};
+        char n[32];
+        snprintf(n, sizeof n, "%s.stats", names[k]);
+        cmp(&rs, n, s6, 6);
+        cmp_grads(&rs, m, names[k], (phase_out *)ph[k], tis[k], nt, false);
+        cmp_grads(&rs, m, names[k], (phase_out *)ph[k], tis[k], nt, true);
+        cmp_bn(&rs, names[k], bns[k], true);
+    }
+    /* N1's capacity starts at s C_max. */
+    assert_true(n1c.stats[GTL_STAT_CAPACITY] == c_start * 100.0f);
+
+    free_recs(&rs);
+    for (int64_t i = 0; i < 64; i++) {
+        free(b1c.grad[i]);
+        free(n1c.grad[i]);
+    }
+    gtl_model_destroy(m);
+    unlink(in_path);
+    unlink(out_path);
+    rmdir(dir);
+}
+
+static void test_golden_rep_cls_estimator_on(void **state)
+{
+    (void)state;
+    run_rep_cls_case(1);
+}
+
+static void test_golden_rep_cls_estimator_off(void **state)
+{
+    (void)state;
+    run_rep_cls_case(0);
+}
+
 static void test_golden_estimator_on(void **state)
 {
     (void)state;
@@ -545,6 +713,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_estimator_on),
         cmocka_unit_test(test_golden_estimator_off),
+        cmocka_unit_test(test_golden_rep_cls_estimator_on),
+        cmocka_unit_test(test_golden_rep_cls_estimator_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,9 @@ def test_cancel_by_return_value(base):
         assert "after step 2" in e.value.message
         assert calls == [1, 2]
         assert opt.num_steps == 2            # every completed step was applied
-        m.train_step(opt, base.arrays()[0][:8])   # and the model is usable
+        x, y = base.arrays()[:2]
+        # and the model is usable (B1 with the classification term takes labels)
+        m.train_step(opt, x[:8], y[:8])
 
 
 class Boom(Exception):

@@ -104,6 +104,8 @@ class ModelParam(enum.IntEnum):
     WARMUP_EPOCHS = 27
     CLIP_NORM = 28
     CLS_USE_MEAN = 29
+    CAPACITY_START_NOVEL = 30
+    REP_CLS_WEIGHT = 31
 
 
 class Latent(enum.IntEnum):
