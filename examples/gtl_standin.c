@@ -5,7 +5,7 @@
  *
  *   gtl-standin --data data-cache [--episodes 100] [--b1-epochs 30]
  *               [--protocol cfsl|rgb2sketch|sketch2rgb] [--methods a,b,...]
- *               [--cache DIR] [--threads N]
+ *               [--cache DIR] [--threads N] [--workers N]
  *
  * Features: gtl_image_load at 16 x 16 (CLIP-normalised RGB), averaged over
  * the channels. Heads: B1 + B2 (--b1-epochs each, Adam 1e-3, x0.1 at half)
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 {
     const char *data = "data-cache", *cache = "standin-out", *only = NULL, *proto = NULL;
     int64_t n_ep = 100, epochs = 30;
-    int threads = 0;
+    int threads = 0, workers = 1; /* --workers: GTL episodes in parallel (gtl-demo's) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -139,6 +139,8 @@ int main(int argc, char **argv)
             epochs = atoll(v);
         else if (!strcmp(a, "--threads"))
             threads = atoi(v);
+        else if (!strcmp(a, "--workers"))
+            workers = atoi(v);
         else
             ex_die("unknown option %s", a);
         i++;
@@ -212,7 +214,8 @@ int main(int argc, char **argv)
             demo_result r;
             char lab[96];
             snprintf(lab, sizeof lab, "%s %s", demo_protocols[p].id, M[k].id);
-            if (demo_run(&m, &s, n_ep, 0, &list, &ln, &r, lab) != 0)
+            int par = m.kind == DEMO_M_GTL || m.kind == DEMO_M_GTL_IMPRINT ? workers : 1;
+            if (demo_run(&m, &s, n_ep, 0, &list, &ln, &r, lab, par) != 0)
                 return 1;
             printf("%-12s %-16s %-36s %5.1f +- %4.1f  (%lld episodes, %.2f s/episode)\n",
                    demo_protocols[p].name, M[k].id, M[k].name, 100 * r.mean, 100 * r.ci,
