@@ -74,9 +74,9 @@ static void usage(FILE *f)
             "  --val-classes N    hold N base classes out of all training (lever selection)\n"
             "  --bb-eval-every N  nearest-centroid accuracy on those every N training steps\n"
             "  --episodes N       episodes per 5-way setting (default 600)\n"
-            "  --gtl-episodes N   1-shot episodes for the GTL methods (default 100, a prefix\n"
-            "                     of the same episode list: GTL adapts a model per episode)\n"
-            "  --gtl-episodes5 N  5-shot episodes for the GTL methods (default 30)\n"
+            "  --gtl-episodes N   1-shot episodes for the GTL methods (default: --episodes; a\n"
+            "                     prefix of the same list: GTL adapts a model per episode)\n"
+            "  --gtl-episodes5 N  5-shot episodes for the GTL methods (default 100; --full: all)\n"
             "  --full             GTL methods on every episode and on all-way 5-shot too (slow)\n"
             "  --views N          augmented views per novel image (default 4; 5-shot needs 4)\n"
             "  --b1-epochs N      stage B1 epochs (default 120)  --b2-epochs N (default 60)\n"
@@ -262,11 +262,11 @@ static void parse(int argc, char **argv, opts *o)
         o->b2_epochs = o->b2_epochs == 60 ? 10 : o->b2_epochs;
     }
     if (o->gtl_episodes < 0)
-        o->gtl_episodes = o->full ? o->episodes : o->quick ? 5 : 100;
+        o->gtl_episodes = o->quick ? 20 : o->episodes;
     if (o->gtl_episodes > o->episodes || o->full)
         o->gtl_episodes = o->episodes;
     if (o->gtl_episodes5 < 0)
-        o->gtl_episodes5 = o->quick ? 3 : 30;
+        o->gtl_episodes5 = o->full ? o->episodes : o->quick ? 10 : 100;
     if (o->gtl_episodes5 > o->episodes || o->full)
         o->gtl_episodes5 = o->episodes;
     if (o->episodes < 2 || o->bb.batch < 2 || o->b1_epochs < 1 || o->b2_epochs < 1) {
@@ -549,7 +549,7 @@ int main(int argc, char **argv)
         {"gtl", "GTL (B1+B2, N1+N2)", DEMO_M_GTL, 0, 1, none, 0},
         {"gtl_no_estimator", "GTL without estimator", DEMO_M_GTL, 0, 2, none, 0},
         {"gtl_unfrozen_generator", "GTL, generator not frozen", DEMO_M_GTL, 0, 1, no_freeze, 0},
-        {"gtl_n1_nokl", "GTL, N1 without KL (beta 0)", DEMO_M_GTL, 0, 1, n1_nokl, 0},
+        {"gtl_n1_nokl", "GTL, N1 without KL (beta 0)", DEMO_M_GTL, 0, 1, n1_nokl, 1},
         {"gtl_n1_cmax", "GTL, N1 with C_t = C_max", DEMO_M_GTL, 0, 1, n1_cmax, 1},
         {"gtl_n1_c0", "GTL, N1 with C_t from 0", DEMO_M_GTL, 0, 1, n1_c0, 1},
         {"gtl_n1_nocls", "GTL, N1 without the CE term", DEMO_M_GTL, 0, 1, n1_nocls, 1},
