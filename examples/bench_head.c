@@ -11,7 +11,7 @@
  *   - allocations per steady-state step (gtl__alloc_count);
  *   - the oneDNN implementation of every cached primitive.
  *
- * Usage: bench_head [--steps N] [--reps R] [--skip-61] [--adapt-only]
+ * Usage: bench_head [--steps N] [--reps R] [--skip-61] [--adapt-only] [--b1-only]
  * Not a test: it prints numbers. See docs/head-verification.md. */
 #include <math.h>
 #include <stdio.h>
@@ -205,7 +205,7 @@ static void bench_adapt(const char *label, int64_t n_way, int64_t shots, int rep
 int main(int argc, char **argv)
 {
     int steps = 20, reps = 3;
-    bool skip61 = false, adapt_only = false;
+    bool skip61 = false, adapt_only = false, b1_only = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc)
             steps = atoi(argv[++i]);
@@ -215,6 +215,8 @@ int main(int argc, char **argv)
             skip61 = true;
         else if (strcmp(argv[i], "--adapt-only") == 0)
             adapt_only = true; /* for profiling gtl_adapt */
+        else if (strcmp(argv[i], "--b1-only") == 0)
+            b1_only = true; /* for profiling the B1 step */
     }
     if (steps < 1)
         steps = 1;
@@ -241,6 +243,10 @@ int main(int argc, char **argv)
     printf("B1 step (B %d): %8.2f ms/step (min %8.2f, cpu %8.2f; forward+backward %7.2f, "
            "apply %7.2f), %.2f allocations/step\n",
            B, b1.step, b1.step_min, b1.cpu, b1.fb, b1.apply, b1.allocs);
+    if (b1_only) {
+        gtl_model_destroy(m);
+        return 0;
+    }
     step_times n1 = bench_stage(m, GTL_STAGE_N1, 0, steps);
     printf("N1 step (B %d): %8.2f ms/step (min %8.2f, cpu %8.2f; forward+backward %7.2f, "
            "apply %7.2f), %.2f allocations/step\n",

@@ -1,7 +1,15 @@
 /* Sparsely gated adapters: u[n] = sum_k g[n,k] (A_k x_n + a_k) over the
  * non-zero gates only. Rows are grouped by adapter, so each active adapter is
- * one GEMM over the rows that use it (dnnl_sgemm: JIT, and no primitive per
- * row count, which varies every step). Derivation: docs/autograd.md#gated-adapters.
+ * one pass over its weights A_k (M, F) for the rows that use it.
+ * Derivation: docs/autograd.md#gated-adapters.
+ *
+ * The groups are small (a batch of 64 spreads over the 128 adapters, a few
+ * rows each), so the products are memory-bound on A_k and dA_k (327 KB each
+ * at M 64, F 1280; 42 MB for all adapters): the kernels below read A_k once
+ * per pass, and the backward produces dX and dA_k in the same sweep over the
+ * rows of A_k, accumulating straight into the gradients. (dnnl_sgemm, used
+ * before, packed A_k, a second read and a write of it, for every group.)
+ * Rows go four at a time, so a large group still reads A_k from L1/L2.
  *
  * Gradient with respect to the gate: computed at the non-zero entries only
  * (zero elsewhere). That is exact for a sparsemax gate, whose Jacobian is
@@ -19,26 +27,94 @@ typedef struct moe_saved {
     int64_t n_active;
 } moe_saved;
 
-static gtl_status sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float *a,
-                        int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                        int64_t ldc)
+/* The kernels use GCC vector extensions (8 floats, unaligned loads) and get
+ * an AVX2 copy chosen at load time (function multiversioning), as the
+ * optimizer's loops do; the sums are reassociated into 8 lanes. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#  define MOE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#  define MOE_CLONES
+#endif
+
+typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));
+
+static inline float hsum8(v8 a)
 {
-    if (m == 0 || n == 0)
-        return GTL_STATUS_OK;
-    dnnl_status_t s = dnnl_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
-    return s == dnnl_success ? GTL_STATUS_OK : gtl__dnnl_error(s, "gated adapters: sgemm");
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
 }
 
-static gtl_status gather(gtl__tape *tape, const float *x, const int64_t *rows, int64_t n,
-                         int64_t f, float **out)
+/* y[i * ldy] = a . xs[i] for i < nr (F-vectors), four rows per pass over a. */
+MOE_CLONES
+static void dots(const float *restrict a, const float *const *xs, int64_t nr, int64_t f,
+                 float *restrict y, int64_t ldy)
 {
-    float *buf = gtl__tape_alloc(tape, (size_t)(n ? n : 1) * (size_t)f * sizeof(float));
-    if (buf == NULL)
-        return GTL_STATUS_OUT_OF_MEMORY;
-    for (int64_t i = 0; i < n; i++)
-        memcpy(buf + i * f, x + rows[i] * f, (size_t)f * sizeof(float));
-    *out = buf;
-    return GTL_STATUS_OK;
+    int64_t f8 = f - f % 8, i = 0;
+    for (; i + 4 <= nr; i += 4) {
+        const float *x0 = xs[i], *x1 = xs[i + 1], *x2 = xs[i + 2], *x3 = xs[i + 3];
+        v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+        for (int64_t t = 0; t < f8; t += 8) {
+            v8 va = *(const v8 *)(a + t);
+            s0 += va * *(const v8 *)(x0 + t);
+            s1 += va * *(const v8 *)(x1 + t);
+            s2 += va * *(const v8 *)(x2 + t);
+            s3 += va * *(const v8 *)(x3 + t);
+        }
+        float r0 = hsum8(s0), r1 = hsum8(s1), r2 = hsum8(s2), r3 = hsum8(s3);
+        for (int64_t t = f8; t < f; t++) {
+            r0 += a[t] * x0[t];
+            r1 += a[t] * x1[t];
+            r2 += a[t] * x2[t];
+            r3 += a[t] * x3[t];
+        }
+        y[i * ldy] = r0;
+        y[(i + 1) * ldy] = r1;
+        y[(i + 2) * ldy] = r2;
+        y[(i + 3) * ldy] = r3;
+    }
+    for (; i < nr; i++) {
+        const float *x0 = xs[i];
+        v8 s0 = {0}, s1 = {0};
+        int64_t t = 0;
+        for (; t + 16 <= f8; t += 16) {
+            s0 += *(const v8 *)(a + t) * *(const v8 *)(x0 + t);
+            s1 += *(const v8 *)(a + t + 8) * *(const v8 *)(x0 + t + 8);
+        }
+        for (; t < f8; t += 8)
+            s0 += *(const v8 *)(a + t) * *(const v8 *)(x0 + t);
+        float r0 = hsum8(s0 + s1);
+        for (t = f8; t < f; t++)
+            r0 += a[t] * x0[t];
+        y[i * ldy] = r0;
+    }
+}
+
+/* ga += sum_i c[i * ldc] xs[i] (F-vectors), four rows per pass over ga. */
+MOE_CLONES
+static void axpys_into(float *restrict ga, const float *c, int64_t ldc, const float *const *xs,
+                       int64_t nr, int64_t f)
+{
+    int64_t f8 = f - f % 8, i = 0;
+    for (; i + 4 <= nr; i += 4) {
+        const float *x0 = xs[i], *x1 = xs[i + 1], *x2 = xs[i + 2], *x3 = xs[i + 3];
+        float c0 = c[i * ldc], c1 = c[(i + 1) * ldc], c2 = c[(i + 2) * ldc];
+        float c3 = c[(i + 3) * ldc];
+        for (int64_t t = 0; t < f8; t += 8) {
+            v8 acc = (c0 * *(const v8 *)(x0 + t) + c1 * *(const v8 *)(x1 + t)) +
+                     (c2 * *(const v8 *)(x2 + t) + c3 * *(const v8 *)(x3 + t));
+            *(v8 *)(ga + t) += acc;
+        }
+        for (int64_t t = f8; t < f; t++)
+            ga[t] += (c0 * x0[t] + c1 * x1[t]) + (c2 * x2[t] + c3 * x3[t]);
+    }
+    for (; i < nr; i++) {
+        const float *x0 = xs[i];
+        float c0 = c[i * ldc];
+        for (int64_t t = 0; t < f8; t += 8)
+            *(v8 *)(ga + t) += c0 * *(const v8 *)(x0 + t);
+        for (int64_t t = f8; t < f; t++)
+            ga[t] += c0 * x0[t];
+    }
 }
 
 static gtl_status moe_backward(gtl__tape *tape, gtl__node *node)
@@ -65,9 +141,11 @@ static gtl_status moe_backward(gtl__tape *tape, gtl__node *node)
     for (int64_t k = 0; k < d; k++)
         if (sv->start[k + 1] - sv->start[k] > max_rows)
             max_rows = sv->start[k + 1] - sv->start[k];
-    float *dy = gtl__tape_alloc(tape, (size_t)(max_rows ? max_rows : 1) * (size_t)m * sizeof(float));
-    float *dxk = gtl__tape_alloc(tape, (size_t)(max_rows ? max_rows : 1) * (size_t)f * sizeof(float));
-    if (dy == NULL || dxk == NULL)
+    size_t cap = (size_t)(max_rows ? max_rows : 1);
+    float *dy = gtl__tape_alloc(tape, cap * (size_t)m * sizeof(float));
+    const float **xs = gtl__tape_alloc(tape, cap * sizeof *xs);
+    float **gxs = gtl__tape_alloc(tape, cap * sizeof *gxs);
+    if (dy == NULL || xs == NULL || gxs == NULL)
         return GTL_STATUS_OUT_OF_MEMORY;
 
     for (int64_t k = 0; k < d; k++) {
@@ -94,29 +172,25 @@ static gtl_status moe_backward(gtl__tape *tape, gtl__node *node)
             }
             if (gg != NULL)
                 gg[n * d + k] += (float)dot;
+            xs[i] = x->data + n * f;
+            if (gx != NULL)
+                gxs[i] = gx + n * f;
         }
+        /* One sweep over the rows j of A_k and dA_k, four at a time:
+         * dx_i += sum_j dy[i,j] A_k[j,:]   and   dA_k[j,:] += sum_i dy[i,j] x_i */
         const float *ak = w->data + k * m * f;
-        if (gx != NULL) {
-            /* dX_k (nk, F) = dY (nk, M) @ A_k (M, F), scattered into dx */
-            st = sgemm('N', 'N', nk, f, m, dy, m, ak, f, 0.0f, dxk, f);
-            if (st != GTL_STATUS_OK)
-                return st;
-            for (int64_t i = 0; i < nk; i++) {
-                float *dst = gx + rows[i] * f;
-                const float *src = dxk + i * f;
-                for (int64_t j = 0; j < f; j++)
-                    dst[j] += src[j];
+        for (int64_t j0 = 0; j0 < m; j0 += 4) {
+            int64_t nj = m - j0 < 4 ? m - j0 : 4;
+            if (gx != NULL) {
+                const float *arows[4];
+                for (int64_t j = 0; j < nj; j++)
+                    arows[j] = ak + (j0 + j) * f;
+                for (int64_t i = 0; i < nk; i++)
+                    axpys_into(gxs[i], dy + i * m + j0, 1, arows, nj, f);
             }
-        }
-        if (gw != NULL) {
-            /* dA_k (M, F) += dY^T (M, nk) @ X_k (nk, F) */
-            float *xk;
-            st = gather(tape, x->data, rows, nk, f, &xk);
-            if (st != GTL_STATUS_OK)
-                return st;
-            st = sgemm('T', 'N', m, f, nk, dy, m, xk, f, 1.0f, gw + k * m * f, f);
-            if (st != GTL_STATUS_OK)
-                return st;
+            if (gw != NULL)
+                for (int64_t j = j0; j < j0 + nj; j++)
+                    axpys_into(gw + (k * m + j) * f, dy + j, m, xs, nk, f);
         }
         if (gb != NULL)
             for (int64_t i = 0; i < nk; i++)
@@ -185,19 +259,24 @@ gtl_status gtl__op_gated_adapters(gtl__tape *tape, gtl__tensor *x, gtl__tensor *
                     sv->rows[fill[k]++] = r;
     }
 
+    int64_t max_rows = 0;
+    for (int64_t k = 0; k < d; k++)
+        if (sv->start[k + 1] - sv->start[k] > max_rows)
+            max_rows = sv->start[k + 1] - sv->start[k];
+    const float **xs = gtl__tape_alloc(tape, (size_t)(max_rows ? max_rows : 1) * sizeof *xs);
+    if (xs == NULL)
+        return GTL_STATUS_OUT_OF_MEMORY;
     for (int64_t k = 0; k < d; k++) {
         int64_t s0 = sv->start[k], nk = sv->start[k + 1] - s0;
         if (nk == 0)
             continue;
-        float *xk;
-        st = gather(tape, x->data, sv->rows + s0, nk, f, &xk);
-        if (st != GTL_STATUS_OK)
-            return st;
+        for (int64_t i = 0; i < nk; i++)
+            xs[i] = x->data + sv->rows[s0 + i] * f;
         float *yk = sv->y + s0 * m;
-        /* Y_k (nk, M) = X_k (nk, F) @ A_k^T */
-        st = sgemm('N', 'T', nk, m, f, xk, f, weight->data + k * m * f, f, 0.0f, yk, m);
-        if (st != GTL_STATUS_OK)
-            return st;
+        /* Y_k (nk, M) = X_k (nk, F) @ A_k^T, one pass over the rows of A_k */
+        const float *ak = weight->data + k * m * f;
+        for (int64_t j = 0; j < m; j++)
+            dots(ak + j * f, xs, nk, f, yk + j, m);
         for (int64_t i = 0; i < nk; i++) {
             int64_t r = sv->rows[s0 + i];
             float gv = gate->data[r * d + k];
