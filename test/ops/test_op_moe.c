@@ -69,6 +69,19 @@ static void test_moe_grad_dense_gates(void **state)
         };
         gt_gradcheck(env, "gated_adapters", moe_fn, NULL, 4, in, NULL);
     }
+    /* Wide enough for the 8-wide vector bodies of the kernels (F >= 16, odd
+     * tails) and groups of more than four rows per adapter. */
+    for (int rep = 0; rep < 2; rep++) {
+        int64_t n = gt_randint(env, 5, 9), f = gt_randint(env, 16, 27), d = gt_randint(env, 1, 3),
+                m = gt_randint(env, 3, 9);
+        gt_input in[4] = {
+            {.nd = 2, .ne = {n, f}},
+            {.nd = 2, .ne = {n, d}, .lo = 0.2f, .hi = 1.0f},
+            {.nd = 3, .ne = {d, m, f}},
+            {.nd = 2, .ne = {d, m}},
+        };
+        gt_gradcheck(env, "gated_adapters (wide)", moe_fn, NULL, 4, in, NULL);
+    }
 }
 
 static gtl_status moe_sparse_fn(gtl__tape *t, gtl__tensor **in, void *ud, gtl__tensor **out)
