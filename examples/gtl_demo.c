@@ -341,7 +341,8 @@ static gtl_model *train_head(const demo_data *d, const demo_feats *f, int estima
     EX_CHECK(gtl_dataset_create(f->dim, &base));
     for (int64_t i = 0; i < d->n_images; i++) {
         const demo_image *im = &d->images[i];
-        if (d->classes[im->cls].split != DEMO_BASE || im->modality != GTL_MODALITY_RGB)
+        if (d->classes[im->cls].split != DEMO_BASE || im->modality != GTL_MODALITY_RGB ||
+            demo_feats_failed(f, i))
             continue;
         int64_t y = im->cls;
         int32_t mod = im->modality;
@@ -562,7 +563,7 @@ int main(int argc, char **argv)
         {"gtl_zc_nc", "GTL z_c (B1), centred NC", DEMO_M_GTL_ZC_NC, 0, 1, none, 1},
     };
     int64_t n_defs = (int64_t)(sizeof defs / sizeof defs[0]);
-    gtl_dataset *src_b = demo_novel_source(&d, &fb), *src_r = demo_novel_source(&d, &fr);
+    gtl_dataset *src_b = demo_novel_source(&d, &fb, &fr), *src_r = demo_novel_source(&d, &fr, &fb);
     demo_method *methods = ex_calloc((size_t)n_defs, sizeof(demo_method));
     const char **ids = ex_calloc((size_t)n_defs, sizeof(char *));
     const char **names = ex_calloc((size_t)n_defs, sizeof(char *));

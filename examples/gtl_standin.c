@@ -155,7 +155,7 @@ int main(int argc, char **argv)
     demo_feats f;
     standin_features(&d, &f);
     gtl_model *heads[2] = {head(&d, &f, 0.0f, epochs, cache), head(&d, &f, 1.0f, epochs, cache)};
-    gtl_dataset *src = demo_novel_source(&d, &f);
+    gtl_dataset *src = demo_novel_source(&d, &f, NULL);
 
     /* "old": the library before the fixes (C_t from 0 in N1, no
      * classification term); fix 1: C_t = C_max from N1's first step; fix 2:

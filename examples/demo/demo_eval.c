@@ -37,18 +37,35 @@ void demo_gtl_cfg_none(demo_gtl_cfg *c)
     c->rep_cls_weight = NAN;
 }
 
-gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f)
+int demo_feats_failed(const demo_feats *f, int64_t i)
 {
+    const float *x = f->x + f->dim * i;
+    for (int64_t k = 0; k < f->dim; k++)
+        if (x[k] != 0.0f)
+            return 0;
+    return 1;
+}
+
+gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f, const demo_feats *also)
+{
+    /* A class with an image that could not be loaded is left out whole (in
+     * both feature sets alike): every protocol needs each class in both
+     * modalities. */
+    uint8_t *bad = ex_calloc((size_t)d->n_classes, 1);
+    for (int64_t i = 0; i < d->n_images; i++)
+        if (demo_feats_failed(f, i) || (also != NULL && demo_feats_failed(also, i)))
+            bad[d->images[i].cls] = 1;
     gtl_dataset *ds = NULL;
     EX_CHECK(gtl_dataset_create(f->dim, &ds));
     for (int64_t i = 0; i < d->n_images; i++) {
         const demo_image *im = &d->images[i];
-        if (d->classes[im->cls].split != DEMO_NOVEL)
+        if (d->classes[im->cls].split != DEMO_NOVEL || bad[im->cls])
             continue;
         int64_t y = im->cls, pair = i;
         int32_t mod = im->modality;
         EX_CHECK(gtl_dataset_add(ds, f->x + f->dim * i, 1, &y, &mod, &pair));
     }
+    free(bad);
     return ds;
 }
 

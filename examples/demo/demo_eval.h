@@ -72,10 +72,14 @@ typedef struct demo_result {
 } demo_result;
 
 /* The novel-class source set of a feature set: every original image of the
- * novel classes, label = class index, modality, pair id = image index (so the
- * callbacks find the augmented views). Same rows, in the same order, for
- * every feature set. */
-gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f);
+ * novel classes whose images could all be loaded (no row all zeros in f nor
+ * in `also`, the other feature set, may be NULL), label = class index, modality,
+ * pair id = image index (so the callbacks find the augmented views). Same
+ * rows, in the same order, for both feature sets when each is the other's
+ * `also`. */
+gtl_dataset *demo_novel_source(const demo_data *d, const demo_feats *f, const demo_feats *also);
+/* 1 if image i's row is all zeros in f (its file could not be loaded). */
+int demo_feats_failed(const demo_feats *f, int64_t i);
 
 /* Runs method m on setting s. *list / *list_n hold the episode list: when
  * *list is NULL the episodes are drawn (seeded) and the list is returned in
