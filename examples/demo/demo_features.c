@@ -401,8 +401,9 @@ static int run_jobs(const demo_data *d, job *jobs, int64_t n_jobs, int32_t size,
     }
     ex_progress_end(&pr);
     if (n_failed)
-        fprintf(stderr, "warning: %lld images could not be loaded: they (and, for novel classes, their "
-                        "whole class) are left out of the evaluation and the GTL heads' training\n",
+        fprintf(stderr, "warning: %lld images could not be loaded: they (and, for novel "
+                        "classes, their whole class) are left out of the evaluation and the "
+                        "GTL heads' training\n",
                 (long long)n_failed);
     free(x);
     free(f);
