@@ -32,6 +32,8 @@
 
 #include <gtl/gtl.h>
 
+#include "ex_util.h"
+
 #define GTL_CHECK(call)                                                                \
     do {                                                                               \
         gtl_status st_ = (call);                                                       \
@@ -135,92 +137,24 @@ static void write_npy_header(FILE *f, int64_t rows, int64_t cols)
 
 /* ---- the demo folder ------------------------------------------------------ */
 
-static uint32_t crc32_of(uint32_t crc, const unsigned char *p, size_t n)
-{
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
-static void be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static void png_chunk(FILE *f, const char *type, const unsigned char *data, uint32_t n)
-{
-    unsigned char b[8];
-    be32(b, n);
-    memcpy(b + 4, type, 4);
-    fwrite(b, 1, 8, f);
-    fwrite(data, 1, n, f);
-    be32(b, crc32_of(crc32_of(0, (const unsigned char *)type, 4), data, n));
-    fwrite(b, 1, 4, f);
-}
-
-/* An RGB PNG of a coloured disc on a gradient, with stored (uncompressed)
- * deflate blocks: no zlib needed. */
+/* An RGB PNG of a coloured disc on a gradient (ex_png_write, examples/common). */
 static void write_demo_png(const char *path, int w, int h, int seed)
 {
-    size_t row = 1 + 3 * (size_t)w, raw_n = row * (size_t)h;
-    unsigned char *raw = xmalloc(raw_n);
-    for (int y = 0; y < h; y++) {
-        raw[y * row] = 0;
+    unsigned char *px = xmalloc(3 * (size_t)w * (size_t)h);
+    for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
             int dx = x - w / 2, dy = y - h / 2, r = (w < h ? w : h) / 3;
             int in = dx * dx + dy * dy < r * r;
-            unsigned char *px = raw + y * row + 1 + 3 * (size_t)x;
-            px[0] = (unsigned char)(in ? 60 * seed : x * 255 / w);
-            px[1] = (unsigned char)(in ? 255 - 50 * seed : y * 255 / h);
-            px[2] = (unsigned char)(in ? 128 : (x + y) * 127 / (w + h));
+            unsigned char *p = px + 3 * ((size_t)y * (size_t)w + (size_t)x);
+            p[0] = (unsigned char)(in ? 60 * seed : x * 255 / w);
+            p[1] = (unsigned char)(in ? 255 - 50 * seed : y * 255 / h);
+            p[2] = (unsigned char)(in ? 128 : (x + y) * 127 / (w + h));
         }
-    }
-    size_t n_blocks = (raw_n + 65534) / 65535;
-    size_t zn = 2 + raw_n + 5 * n_blocks + 4;
-    unsigned char *z = xmalloc(zn), *q = z;
-    *q++ = 0x78;
-    *q++ = 0x01;
-    for (size_t off = 0; off < raw_n; off += 65535) {
-        size_t len = raw_n - off < 65535 ? raw_n - off : 65535;
-        *q++ = off + len == raw_n ? 1 : 0;
-        *q++ = (unsigned char)(len & 0xff);
-        *q++ = (unsigned char)(len >> 8);
-        *q++ = (unsigned char)(~len & 0xff);
-        *q++ = (unsigned char)((~len >> 8) & 0xff);
-        memcpy(q, raw + off, len);
-        q += len;
-    }
-    uint32_t a = 1, b = 0;
-    for (size_t i = 0; i < raw_n; i++) {
-        a = (a + raw[i]) % 65521u;
-        b = (b + a) % 65521u;
-    }
-    be32(q, b << 16 | a);
-    unsigned char ihdr[13] = {0};
-    be32(ihdr, (uint32_t)w);
-    be32(ihdr + 4, (uint32_t)h);
-    ihdr[8] = 8;
-    ihdr[9] = 2;
-    FILE *f = fopen(path, "wb");
-    if (f == NULL) {
+    if (ex_png_write(path, w, h, 3, px) != 0) {
         fprintf(stderr, "extract_features: cannot write %s: %s\n", path, strerror(errno));
         exit(2);
     }
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
-    fwrite(sig, 1, 8, f);
-    png_chunk(f, "IHDR", ihdr, 13);
-    png_chunk(f, "IDAT", z, (uint32_t)zn);
-    png_chunk(f, "IEND", z, 0);
-    fclose(f);
-    free(raw);
-    free(z);
+    free(px);
 }
 
 static int make_demo(const char *dir)
